@@ -1,0 +1,122 @@
+"""Real data sets that ship inside installed packages, materialised as CSV into a workdir.
+
+`builtin:NAME` in a spec's `data.source` names one of these. Nothing is downloaded: each reads a
+file from an installed wheel, applies a documented, deterministic conversion, and writes the
+result once. An unchanged file is never rewritten, so TFX's input fingerprint (which includes
+the file's mtime) stays the same and ExampleGen is cached across runs.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import importlib.util
+import io
+import json
+from pathlib import Path
+from typing import Callable, Iterable
+
+from keel.errors import SpecError
+
+
+@dataclasses.dataclass(frozen=True)
+class Builtin:
+    """A data set shipped in a package: where it lives and how it becomes keel's CSV."""
+
+    name: str
+    package: str
+    relative_path: str
+    description: str
+    convert: Callable[[list[str], Iterable[list[str]]], tuple[list[str], Iterable[list[str]]]]
+
+    def source_file(self) -> Path:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise SpecError(f"data.source: builtin:{self.name} needs the package {self.package!r}, "
+                            "which is not installed (run `make install`)")
+        return Path(list(spec.submodule_search_locations)[0]) / self.relative_path
+
+    def columns(self) -> list[str]:
+        with self.source_file().open(newline="") as f:
+            header = next(csv.reader(f))
+        return self.convert(header, [])[0]
+
+
+def _penguins(header: list[str], rows: Iterable[list[str]]):
+    # palmerpenguins writes missing values as "NA"; CSV readers (and CsvExampleGen) would read
+    # the whole column as text. Missing becomes an empty field, which TFX reads as absent.
+    return header, ([("" if v == "NA" else v) for v in row] for row in rows)
+
+
+def _taxi(header: list[str], rows: Iterable[list[str]]):
+    # The label of TFX's own taxi example: the tip is more than 20% of the fare. `tips` is dropped
+    # because it would leak the label.
+    fare, tips = header.index("fare"), header.index("tips")
+    keep = [i for i in range(len(header)) if i != tips]
+
+    def big_tipper(row):
+        try:
+            return "1" if float(row[tips]) > 0.2 * float(row[fare]) else "0"
+        except ValueError:  # a missing fare or tip
+            return "0"
+
+    out_header = [header[i] for i in keep] + ["big_tipper"]
+    return out_header, ([row[i] for i in keep] + [big_tipper(row)] for row in rows)
+
+
+BUILTINS = {
+    b.name: b
+    for b in [
+        Builtin("penguins", "palmerpenguins", "data/penguins.csv",
+                "Palmer penguins (344 rows, 3 species; missing values; string categoricals)", _penguins),
+        Builtin("taxi", "tfx", "examples/chicago_taxi_pipeline/data/simple/data.csv",
+                "Chicago taxi trips shipped in the tfx wheel (15,002 rows); label big_tipper", _taxi),
+    ]
+}
+
+
+def get_builtin(name: str) -> Builtin:
+    """Returns the builtin data set `name`, or raises SpecError naming the ones that exist."""
+    if name not in BUILTINS:
+        raise SpecError(f"data.source: 'builtin:{name}' is not a builtin data set; "
+                        f"expected one of: {', '.join('builtin:' + n for n in BUILTINS)}")
+    return BUILTINS[name]
+
+
+def materialise(name: str, dest_dir: Path) -> dict:
+    """Writes builtin `name` to `dest_dir/data.csv` (only if its content changed).
+
+    Returns a provenance record: source package file and its sha256, the written file and its
+    sha256, and the row count. The record is also written beside the data as SOURCE.json.
+    """
+    builtin = get_builtin(name)
+    source = builtin.source_file()
+    raw = source.read_bytes()
+    reader = csv.reader(io.StringIO(raw.decode("utf-8"), newline=""))
+    header, rows = builtin.convert(next(reader), reader)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    data = buffer.getvalue().encode("utf-8")
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / "data.csv"
+    if not target.exists() or target.read_bytes() != data:
+        tmp = target.with_suffix(".csv.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)  # atomic: ExampleGen never sees a half-written file
+    record = {
+        "builtin": name,
+        "description": builtin.description,
+        "source_file": str(source),
+        "source_sha256": hashlib.sha256(raw).hexdigest(),
+        "file": str(target),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "rows": count,
+    }
+    # Outside the ExampleGen input directory, so it is not read as data.
+    (dest_dir.parent / f"{dest_dir.name}.SOURCE.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record

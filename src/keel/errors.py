@@ -1,0 +1,32 @@
+"""The errors keel reports to users as one line, with exit code 2, and no traceback."""
+
+
+class KeelError(Exception):
+    """A problem with the user's input (spec, data, model code): reported as one line, exit 2."""
+
+
+class SpecError(KeelError):
+    """The spec file is malformed or names something that does not exist."""
+
+
+class DataError(KeelError):
+    """The data does not match what the spec or the schema expects."""
+
+
+class ModelCodeError(KeelError):
+    """The user's model module is missing a function or raised while building the model."""
+
+
+def find_keel_error(exc: BaseException) -> KeelError | None:
+    """Returns the KeelError behind `exc` (itself, or in its cause/context chain), if any.
+
+    TFX re-raises component failures wrapped in its own exceptions; the user-facing message is
+    the KeelError a component raised.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeelError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

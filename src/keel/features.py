@@ -1,0 +1,50 @@
+"""What the model sees: feature names and kinds, resolved from the spec and the data's schema."""
+
+import dataclasses
+
+LABEL_VOCABULARY = "keel_label"  # the vocabulary file TFT writes for the label's classes
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSet:
+    """The transformed inputs handed to `build_model(hparams, features)`.
+
+    numeric: names of float32 inputs of shape (1,), z-scored.
+    categorical: name -> number of distinct int64 index values of an input of shape (1,)
+        (vocabulary size plus one out-of-vocabulary index).
+    label: the label's name; label_vocabulary: class names in class-index order.
+    raw_inputs: the raw columns a serving request must carry.
+    """
+
+    numeric: list[str]
+    categorical: dict[str, int]
+    label: str
+    label_vocabulary: list[str]
+    raw_inputs: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_vocabulary)
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+def split_features(kinds: dict[str, str], label: str, numeric: list[str], categorical: list[str]):
+    """Returns (numeric, categorical) feature names.
+
+    `kinds` maps each raw column to "string", "float" or "int". When the spec lists no features,
+    every column but the label is used: strings categorical, numbers numeric.
+    """
+    if numeric or categorical:
+        return list(numeric), list(categorical)
+    columns = sorted(c for c in kinds if c != label)
+    return ([c for c in columns if kinds[c] != "string"], [c for c in columns if kinds[c] == "string"])
+
+
+def dtype_kind(dtype) -> str:
+    """Maps a tf.DType to "string", "float" or "int"."""
+    if dtype.is_floating:
+        return "float"
+    return "int" if dtype.is_integer else "string"

@@ -1,0 +1,92 @@
+"""ML Metadata queries over a keel workdir, walking contexts and events (no filter_query)."""
+
+import dataclasses
+from pathlib import Path
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+def store_path(workdir: Path) -> Path:
+    return Path(workdir) / "metadata.sqlite"
+
+
+def open_store(workdir: Path) -> metadata_store.MetadataStore:
+    """Opens the workdir's SQLite ML Metadata store (it must exist)."""
+    path = store_path(workdir)
+    if not path.exists():
+        from keel.errors import KeelError
+
+        raise KeelError(f"{workdir}: no ML Metadata store here (run `keel run SPEC` first)")
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(path)
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+    return metadata_store.MetadataStore(config)
+
+
+def latest_run_context(store) -> metadata_store_pb2.Context | None:
+    """The newest pipeline_run context in the store (a keel workdir holds one pipeline)."""
+    runs = store.get_contexts_by_type("pipeline_run")
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id), default=None)
+
+
+def _type_name(store, context) -> str:
+    return store.get_context_types_by_id([context.type_id])[0].name
+
+
+@dataclasses.dataclass
+class NodeExecution:
+    node_id: str
+    execution: metadata_store_pb2.Execution
+
+    @property
+    def state(self) -> str:
+        return STATE_NAMES.get(self.execution.last_known_state, "UNKNOWN")
+
+    @property
+    def seconds(self) -> float:
+        e = self.execution
+        return max(0.0, (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0)
+
+
+def run_executions(store, run_context) -> list[NodeExecution]:
+    """Executions in one pipeline run, each with its node id, in order of creation."""
+    found = []
+    for execution in store.get_executions_by_context(run_context.id):
+        node_id = None
+        for context in store.get_contexts_by_execution(execution.id):
+            if _type_name(store, context) == "node":
+                node_id = context.name.split(".", 1)[-1]
+        found.append(NodeExecution(node_id or f"execution-{execution.id}", execution))
+    return sorted(found, key=lambda n: (n.execution.create_time_since_epoch, n.execution.id))
+
+
+def outputs(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    """An execution's output artifacts by output key."""
+    by_key: dict[str, list] = {}
+    events = [e for e in store.get_events_by_execution_ids([execution_id])
+              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else "output"
+        if event.artifact_id in artifacts:
+            by_key.setdefault(key, []).append(artifacts[event.artifact_id])
+    return by_key
+
+
+def custom(artifact_or_context, key: str, default=None):
+    """A custom property's value (int, double or string), or `default`."""
+    if key not in artifact_or_context.custom_properties:
+        return default
+    value = artifact_or_context.custom_properties[key]
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else default
+
+
+def set_custom(store, context, values: dict[str, str]) -> None:
+    """Sets string custom properties on a context (one transaction)."""
+    for key, v in values.items():
+        context.custom_properties[key].string_value = v
+    store.put_contexts([context])

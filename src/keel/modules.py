@@ -1,0 +1,38 @@
+"""Loads user model code by file path (never as an importable package named `models`)."""
+
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from keel.errors import ModelCodeError
+
+
+def module_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_module(path: str | Path) -> ModuleType:
+    """Imports the Python file at `path` under a name derived from its content hash."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelCodeError(f"model.module: {path} does not exist")
+    name = f"keel_user_{path.stem}_{module_sha256(path)[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: report it as theirs, with where it failed
+        raise ModelCodeError(f"model.module: importing {path.name} raised {e.__class__.__name__}: {e}") from e
+    sys.modules[name] = module
+    return module
+
+
+def require_function(module: ModuleType, name: str, path: str | Path):
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ModelCodeError(f"model.module: {Path(path).name} does not define {name}(...)")
+    return fn

@@ -1,0 +1,221 @@
+"""The typed pipeline spec: one TOML file, validated into pydantic models.
+
+Every key has a default except `pipeline.name`, `data.source`, `data.label` and `model.module`.
+Unknown keys are errors. Relative paths are resolved against the spec file's directory.
+Errors are raised as SpecError with one line per problem, each naming the file, the field path,
+what was received and what was expected.
+"""
+
+import difflib
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from keel.errors import SpecError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class PipelineSection(_Section):
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=63,
+                      description="pipeline name: letters, digits, '_' or '-', starting with a letter")
+
+
+class DataSection(_Section):
+    source: str = Field(description="builtin:NAME, or a path or glob of .csv / .tfrecord(.gz) files")
+    label: str = Field(description="the column to predict")
+    schema_file: str | None = Field(default=None, alias="schema",
+                                    description="a schema.pbtxt to validate against (ImportSchemaGen)")
+    eval_percent: int = Field(default=20, ge=1, le=50, description="share of rows hashed into the eval split")
+
+
+class FeaturesSection(_Section):
+    numeric: list[str] = Field(default_factory=list, description="z-scored; missing values imputed with the mean")
+    categorical: list[str] = Field(default_factory=list, description="vocabulary-encoded; missing is its own value")
+
+
+class ModelSection(_Section):
+    module: str = Field(description="path of a Python file defining build_model(hparams, features)")
+    hparams: dict[str, Any] = Field(default_factory=dict, description="passed to build_model as a dict")
+
+
+class TrainSection(_Section):
+    steps: int = Field(default=500, ge=1, description="training steps")
+    eval_steps: int = Field(default=50, ge=1, description="validation steps at the end of training")
+    batch_size: int = Field(default=64, ge=1, le=65536)
+
+
+Metric = Literal["sparse_categorical_accuracy"]
+TFMA_METRIC_CLASS = {"sparse_categorical_accuracy": "SparseCategoricalAccuracy"}
+
+
+class EvalSection(_Section):
+    metric: Metric = "sparse_categorical_accuracy"
+    threshold: float = Field(default=0.0, ge=0.0, le=1.0, description="absolute bar for blessing")
+    max_regression: float = Field(default=0.01, ge=0.0, le=1.0,
+                                  description="largest allowed drop vs the latest blessed model")
+
+
+class Spec(_Section):
+    pipeline: PipelineSection
+    data: DataSection
+    features: FeaturesSection = FeaturesSection()
+    model: ModelSection
+    train: TrainSection = TrainSection()
+    eval: EvalSection = EvalSection()
+
+    _path: Path = pydantic.PrivateAttr(default=None)
+
+    @property
+    def path(self) -> Path:
+        """The spec file this was loaded from (absolute)."""
+        return self._path
+
+    def resolve(self, relative: str) -> Path:
+        """Resolves a path written in the spec against the spec file's directory."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self._path.parent / p).resolve()
+
+    def default_workdir(self) -> Path:
+        return self._path.parent / ".keel" / self.pipeline.name
+
+    def resolved(self) -> dict:
+        """The spec with every default filled in, as plain data (what is recorded in ML Metadata)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self._path.read_bytes()).hexdigest()
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: Any = Spec
+    for part in loc:
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _describe(error: dict, file: str) -> str:
+    loc = tuple(error["loc"])
+    path = ".".join(str(p) for p in loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        section = f"[{'.'.join(map(str, loc[:-1]))}]" if len(loc) > 1 else "the top level"
+        return (f"{file}: {path}: unknown key in {section}{hint}; "
+                f"expected one of: {', '.join(allowed)}")
+    if kind == "missing":
+        return f"{file}: {path}: required key is missing"
+    expected = error["msg"]
+    expected = expected[0].lower() + expected[1:]
+    return f"{file}: {path}: got {error['input']!r}; {expected}"
+
+
+def parse_spec(text: str, path: Path) -> Spec:
+    """Parses and validates spec TOML text. Raises SpecError with one line per problem."""
+    name = path.name
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{name}: not valid TOML: {e}") from None
+    try:
+        spec = Spec.model_validate(raw)
+    except pydantic.ValidationError as e:
+        raise SpecError("\n".join(_describe(err, name) for err in e.errors())) from None
+    spec._path = path.resolve()
+    return spec
+
+
+def load_spec(path: str | Path, check_files: bool = True) -> Spec:
+    """Loads the spec at `path`; with `check_files`, also checks it against the files it names.
+
+    Checks: the model module and schema file exist; the data source exists; the label and every
+    listed feature are columns of the data; no feature is listed twice or is the label.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except (UnicodeDecodeError, IsADirectoryError) as e:
+        raise SpecError(f"{path}: cannot read the spec as UTF-8 text ({e.__class__.__name__})") from None
+    spec = parse_spec(text, path)
+    if check_files:
+        check_against_files(spec)
+    return spec
+
+
+def check_against_files(spec: Spec) -> None:
+    """Raises SpecError (one line per problem) where the spec disagrees with the files it names."""
+    from keel.data import resolve_source  # data reads files; spec parsing alone does not need it
+
+    name = spec.path.name
+    problems = []
+    module = spec.resolve(spec.model.module)
+    if not module.is_file():
+        problems.append(f"{name}: model.module: {spec.model.module!r} does not exist (looked for {module})")
+    if spec.data.schema_file and not spec.resolve(spec.data.schema_file).is_file():
+        problems.append(f"{name}: data.schema: {spec.data.schema_file!r} does not exist")
+    try:
+        source = resolve_source(spec)
+    except SpecError as e:
+        problems.append(f"{name}: {e}")
+        source = None
+    if source is not None:
+        columns = source.columns
+        shown = ", ".join(columns)
+        if spec.data.label not in columns:
+            problems.append(f"{name}: data.label: {spec.data.label!r} is not a column of {spec.data.source}; "
+                            f"expected one of: {shown}")
+        for kind in ("numeric", "categorical"):
+            for feature in getattr(spec.features, kind):
+                if feature not in columns:
+                    problems.append(f"{name}: features.{kind}: {feature!r} is not a column of "
+                                    f"{spec.data.source}; expected one of: {shown}")
+    both = set(spec.features.numeric) & set(spec.features.categorical)
+    for feature in sorted(both):
+        problems.append(f"{name}: features: {feature!r} is listed as both numeric and categorical")
+    for kind in ("numeric", "categorical"):
+        if spec.data.label in getattr(spec.features, kind):
+            problems.append(f"{name}: features.{kind}: the label {spec.data.label!r} cannot also be a feature")
+    if problems:
+        raise SpecError("\n".join(problems))
+
+
+def to_toml(data: dict) -> str:
+    """Renders a resolved spec (nested dicts of scalars and lists) as TOML."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        return repr(v)
+
+    lines = []
+    for section, body in data.items():
+        lines.append(f"[{section}]")
+        for key, v in body.items():
+            if v is None:
+                lines.append(f"# {key} is not set")
+            else:
+                lines.append(f"{key} = {value(v)}")
+        lines.append("")
+    return "\n".join(lines)

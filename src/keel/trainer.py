@@ -1,0 +1,124 @@
+"""The generic `run_fn` TFX's Trainer calls: build the user's model, fit it, export signatures.
+
+The Trainer is configured with `run_fn="keel.trainer.run_fn"` and the model module's path in
+`custom_config`, so TFX never packages user code into a wheel at run time. The user's module
+defines `build_model(hparams, features) -> keras.Model`, returning an uncompiled model whose inputs
+are named after `features.names` and whose output is one probability per class.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx_bsl.public import tfxio
+
+from keel.errors import ModelCodeError
+from keel.features import LABEL_VOCABULARY, FeatureSet, dtype_kind, split_features
+from keel.modules import load_module, require_function
+from keel.signatures import save_serving_model
+
+
+def feature_set(tf_transform_output: tft.TFTransformOutput, config: dict) -> FeatureSet:
+    """The FeatureSet for build_model, from the transform output and the trainer's config."""
+    label = config["label"]
+    vocabulary = [v.decode() if isinstance(v, bytes) else str(v)
+                  for v in tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)]
+    raw_spec = tf_transform_output.raw_feature_spec()
+    if config.get("user_preprocessing"):
+        transformed = tf_transform_output.transformed_feature_spec()
+        names = sorted(n for n in transformed if n != label)
+        numeric = [n for n in names if transformed[n].dtype.is_floating]
+        categorical = {}
+        for n in names:
+            if not transformed[n].dtype.is_floating:
+                try:
+                    categorical[n] = tf_transform_output.vocabulary_size_by_name(n) + 1
+                except (ValueError, tf.errors.NotFoundError):
+                    raise ModelCodeError(f"preprocessing_fn: integer output {n!r} has no vocabulary named {n!r}; "
+                                         "encode it with keel.transform.encode_categorical(x, name)") from None
+        raw_inputs = sorted(n for n in raw_spec if n != label)
+    else:
+        kinds = {n: dtype_kind(s.dtype) for n, s in raw_spec.items()}
+        numeric, names = split_features(kinds, label, config["numeric"], config["categorical"])
+        categorical = {n: tf_transform_output.vocabulary_size_by_name(n) + 1 for n in names}
+        raw_inputs = [*numeric, *categorical]
+    return FeatureSet(numeric, categorical, label, vocabulary, raw_inputs)
+
+
+def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, batch_size: int):
+    dataset = data_accessor.tf_dataset_factory(
+        files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.label),
+        tf_transform_output.transformed_metadata.schema)
+    names = features.names
+    # A class unseen in training encodes as -1; such rows cannot be scored and are left out.
+    dataset = dataset.unbatch().filter(lambda x, y: tf.reduce_all(y >= 0)).batch(batch_size)
+    return dataset.map(lambda x, y: ({n: x[n] for n in names}, y)).repeat()
+
+
+def build_user_model(config: dict, features: FeatureSet) -> keras.Model:
+    """Calls the user's build_model and checks what it returns against the features and label."""
+    path = config["module"]
+    build_model = require_function(load_module(path), "build_model", path)
+    try:
+        model = build_model(dict(config.get("hparams", {})), features)
+    except Exception as e:
+        raise ModelCodeError(f"model.module: build_model raised {e.__class__.__name__}: {e}") from e
+    if not isinstance(model, keras.Model):
+        raise ModelCodeError(f"model.module: build_model returned {type(model).__name__}; expected a keras.Model")
+    width = model.outputs[0].shape[-1] if model.outputs else None
+    if width != features.num_classes:
+        raise ModelCodeError(
+            f"model.module: build_model's output has {width} units; the label {features.label!r} has "
+            f"{features.num_classes} classes ({', '.join(features.label_vocabulary)}): expected {features.num_classes}")
+    missing = [n for n in features.names if n not in {i.name for i in model.inputs}]
+    if missing:
+        raise ModelCodeError(f"model.module: build_model's model has no input named {', '.join(map(repr, missing))}")
+    return model
+
+
+class _Progress(keras.callbacks.Callback):
+    """Prints a line at every tenth of the planned steps (Keras' bar is noise in logs)."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps, self.every, self.started = steps, max(1, steps // 10), time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = batch + 1
+        if step % self.every == 0 or step == self.steps:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
+            print(f"    Trainer: step {step}/{self.steps} ({time.monotonic() - self.started:.1f}s) {shown}",
+                  flush=True)
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point."""
+    config = fn_args.custom_config
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    features = feature_set(tf_transform_output, config)
+    model = build_user_model(config, features)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=float(config.get("hparams", {}).get("learning_rate", 1e-3))),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name=config["metric"])],
+    )
+    batch_size = config["batch_size"]
+    train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
+    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
+    history = model.fit(train, epochs=1, steps_per_epoch=fn_args.train_steps, verbose=0,
+                        callbacks=[_Progress(fn_args.train_steps)])
+    validation = model.evaluate(evaluation, steps=fn_args.eval_steps, verbose=0, return_dict=True)
+    print("    Trainer: validation " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()), flush=True)
+
+    save_serving_model(model, tf_transform_output, features, fn_args.serving_model_dir)
+    report = {
+        "features": {"numeric": features.numeric, "categorical": features.categorical,
+                     "label": features.label, "classes": features.label_vocabulary},
+        "train": {k: float(v[-1]) for k, v in history.history.items()},
+        "validation": {k: float(v) for k, v in validation.items()},
+    }
+    Path(fn_args.model_run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(fn_args.model_run_dir) / "training.json").write_text(json.dumps(report, indent=2))

@@ -1,0 +1,76 @@
+"""The Transform step: the user's `preprocessing_fn`, or keel's default derived from the spec.
+
+The default z-scores numeric features (missing values imputed with the mean, so they become 0),
+encodes categorical features with a vocabulary (missing is its own value, unseen values share one
+out-of-vocabulary index) and encodes the label as a class index. TFX calls `preprocessing_fn`
+with the Transform component's `custom_config`, which carries only what the transform depends on,
+so a training-only change in the spec leaves Transform cached.
+"""
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from keel.features import LABEL_VOCABULARY, dtype_kind, split_features
+from keel.modules import load_module
+
+
+def _dense(x, default):
+    """A [batch, 1] dense tensor from a dense or at-most-one-value sparse feature."""
+    if isinstance(x, tf.SparseTensor):
+        shaped = tf.SparseTensor(x.indices, x.values, tf.stack([x.dense_shape[0], 1]))
+        return tf.sparse.to_dense(shaped, default_value=default)
+    return tf.reshape(x, [-1, 1])
+
+
+def _values(x):
+    return x.values if isinstance(x, tf.SparseTensor) else x
+
+
+def _as_string(x):
+    if isinstance(x, tf.SparseTensor):
+        return tf.SparseTensor(x.indices, _as_string(x.values), x.dense_shape)
+    return x if x.dtype == tf.string else tf.strings.as_string(x)
+
+
+def _as_float(x):
+    if isinstance(x, tf.SparseTensor):
+        return tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
+    return tf.cast(x, tf.float32)
+
+
+def zscore(x):
+    """Z-scores a numeric feature over the training data; a missing value becomes 0 (the mean)."""
+    x = _as_float(x)
+    values = _values(x)
+    mean = tft.mean(values)
+    std = tf.sqrt(tft.var(values))
+    safe_std = tf.where(std > 0, std, tf.ones_like(std))
+    return (_dense(x, mean) - mean) / safe_std
+
+
+def encode_categorical(x, name: str):
+    """Vocabulary-encodes a string or integer feature; writes the vocabulary file `name`."""
+    return tft.compute_and_apply_vocabulary(_dense(_as_string(x), ""), num_oov_buckets=1, vocab_filename=name)
+
+
+def encode_label(x):
+    """Encodes the label as a class index (-1 for a class unseen in training)."""
+    return tft.compute_and_apply_vocabulary(_dense(_as_string(x), ""), vocab_filename=LABEL_VOCABULARY,
+                                            default_value=-1)
+
+
+def default_preprocessing_fn(inputs: dict, label: str, numeric: list[str], categorical: list[str]) -> dict:
+    kinds = {name: dtype_kind(t.dtype) for name, t in inputs.items()}
+    numeric, categorical = split_features(kinds, label, numeric, categorical)
+    outputs = {name: zscore(inputs[name]) for name in numeric}
+    outputs.update({name: encode_categorical(inputs[name], name) for name in categorical})
+    outputs[label] = encode_label(inputs[label])
+    return outputs
+
+
+def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+    """TFX entry point (Transform's `preprocessing_fn=` names this function)."""
+    if custom_config.get("user_preprocessing"):
+        return load_module(custom_config["module"]).preprocessing_fn(inputs)
+    return default_preprocessing_fn(inputs, custom_config["label"], custom_config["numeric"],
+                                    custom_config["categorical"])
