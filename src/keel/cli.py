@@ -8,7 +8,7 @@ import warnings
 
 def _quiet_libraries() -> None:
     # TensorFlow's C++ start-up chatter and google-cloud's Python-version notices are not the user's concern.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 

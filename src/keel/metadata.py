@@ -40,6 +40,11 @@ def _type_name(store, context) -> str:
 class NodeExecution:
     node_id: str
     execution: metadata_store_pb2.Execution
+    type_name: str = ""
+
+    @property
+    def is_resolver(self) -> bool:
+        return self.type_name.endswith("Resolver")
 
     @property
     def state(self) -> str:
@@ -59,7 +64,8 @@ def run_executions(store, run_context) -> list[NodeExecution]:
         for context in store.get_contexts_by_execution(execution.id):
             if _type_name(store, context) == "node":
                 node_id = context.name.split(".", 1)[-1]
-        found.append(NodeExecution(node_id or f"execution-{execution.id}", execution))
+        type_name = store.get_execution_types_by_id([execution.type_id])[0].name
+        found.append(NodeExecution(node_id or f"execution-{execution.id}", execution, type_name))
     return sorted(found, key=lambda n: (n.execution.create_time_since_epoch, n.execution.id))
 
 

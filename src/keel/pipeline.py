@@ -1,7 +1,7 @@
 """create_pipeline(spec, ...) -> tfx Pipeline: the one place keel's DAG is wired.
 
 ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate ->
-Transform -> Trainer -> Evaluator (vs the latest blessed model) -> Pusher.
+Transform -> Trainer -> Evaluator (vs the latest model blessed before this one) -> Pusher.
 
 Each component gets only the configuration it depends on, so TFX's cache re-runs exactly the
 components a spec change affects: a new `train.steps` re-runs Trainer, Evaluator and Pusher.
@@ -13,6 +13,7 @@ from pathlib import Path
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from keel.components.baseline import LatestBlessedBeforeCandidate
 from keel.components.data_gate import DataGate
 from keel.data import DataSource
 from keel.modules import load_module, module_sha256
@@ -95,13 +96,15 @@ def create_pipeline(spec: Spec, source: DataSource, workdir: Path, beam_args: li
         train_args=tfx.proto.TrainArgs(num_steps=spec.train.steps),
         eval_args=tfx.proto.EvalArgs(num_steps=spec.train.eval_steps),
         custom_config={**features, **code, "hparams": spec.model.hparams, "batch_size": spec.train.batch_size,
+                       "seed": spec.train.seed,
                        "metric": spec.eval.metric},
     )
     baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        strategy_class=LatestBlessedBeforeCandidate,
+        candidate=trainer.outputs["model"],
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model")
+    ).with_id("baseline")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"], example_splits=["eval"], eval_config=_eval_config(spec))

@@ -2,8 +2,9 @@
 
 - `serving_default`: serialized tf.Example protos (`examples`, string [batch]) -> probabilities
   and class names. What TF Serving clients and TFMA call.
-- `serving_raw`: one dense tensor [batch] per raw feature -> the same outputs. A missing value is
-  NaN for a float feature and "" for a string feature. What apps without tf.Example call.
+- `serving_raw`: one dense tensor [batch] per raw feature -> the same outputs. Float columns are
+  float32, integer columns float64 (exact up to 2^53), text columns strings; a missing value is
+  NaN, or "" for text. What apps without tf.Example protos call.
 - `transform_features`: serialized tf.Example -> transformed features, label included; TFMA uses
   it to read the encoded label.
 
@@ -18,6 +19,13 @@ from keel.features import FeatureSet
 
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_CLASSES = "classes"
+
+
+def raw_dtype(dtype: tf.DType) -> tf.DType:
+    """The dtype `serving_raw` takes for a column stored as `dtype`."""
+    if dtype == tf.string:
+        return tf.string
+    return tf.float64 if dtype.is_integer else tf.float32
 
 
 class ServingModule(tf.Module):
@@ -44,14 +52,11 @@ class ServingModule(tf.Module):
         """Puts a dense [batch] input into the form the TFT graph was traced with."""
         spec = self._inputs[name]
         x = tf.reshape(x, [-1, 1])
+        present = tf.not_equal(x, "") if x.dtype == tf.string else tf.logical_not(tf.math.is_nan(x))
+        if x.dtype != spec.dtype:
+            x = tf.cast(x, spec.dtype)
         if isinstance(spec, tf.io.FixedLenFeature):
             return x
-        if x.dtype.is_floating:
-            present = tf.logical_not(tf.math.is_nan(x))
-        elif x.dtype == tf.string:
-            present = tf.not_equal(x, "")
-        else:
-            present = tf.ones_like(x, dtype=tf.bool)
         indices = tf.where(present)
         return tf.SparseTensor(indices, tf.gather_nd(x, indices), tf.shape(x, out_type=tf.int64))
 
@@ -69,7 +74,7 @@ class ServingModule(tf.Module):
         def serve_raw(**features):
             return self._predict({n: self._from_dense(n, features[n]) for n in features})
 
-        raw_signature = {n: tf.TensorSpec([None], s.dtype, name=n) for n, s in self._inputs.items()}
+        raw_signature = {n: tf.TensorSpec([None], raw_dtype(s.dtype), name=n) for n, s in self._inputs.items()}
         return {
             "serving_default": serve_examples.get_concrete_function(),
             "serving_raw": tf.function(serve_raw).get_concrete_function(**raw_signature),

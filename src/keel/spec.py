@@ -50,6 +50,7 @@ class TrainSection(_Section):
     steps: int = Field(default=500, ge=1, description="training steps")
     eval_steps: int = Field(default=50, ge=1, description="validation steps at the end of training")
     batch_size: int = Field(default=64, ge=1, le=65536)
+    seed: int = Field(default=42, ge=0, description="seeds Python, NumPy and TensorFlow for repeatable training")
 
 
 Metric = Literal["sparse_categorical_accuracy"]

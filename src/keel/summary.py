@@ -87,9 +87,9 @@ def _blessing_reasons(uri: str, blessed: bool) -> list[str]:
     return reasons
 
 
-def collect_summary(store, run, node_ids: list[str], workdir: Path, seconds: float, log_file: Path) -> RunSummary:
+def collect_summary(store, run, name: str, node_ids: list[str], workdir: Path, seconds: float,
+                    log_file: Path) -> RunSummary:
     """Builds the RunSummary of pipeline run `run` (a pipeline_run context, or None if none started)."""
-    name = workdir.name if run is None else run.name.split(".")[0]
     summary = RunSummary(pipeline=name, workdir=workdir, seconds=seconds, log_file=log_file)
     executions = {}
     if run is not None:
@@ -98,6 +98,8 @@ def collect_summary(store, run, node_ids: list[str], workdir: Path, seconds: flo
     for node_id in node_ids:
         ran = executions.get(node_id)
         status = STATE_WORDS.get(ran.state, ran.state.lower()) if ran else "not run"
+        if ran and ran.is_resolver and status == "ran":
+            status = "resolved"
         summary.components.append(ComponentResult(node_id, status, ran.seconds if ran else None))
 
     def output(node_id: str, key: str):

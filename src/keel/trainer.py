@@ -97,6 +97,7 @@ class _Progress(keras.callbacks.Callback):
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point."""
     config = fn_args.custom_config
+    keras.utils.set_random_seed(config["seed"])
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     features = feature_set(tf_transform_output, config)
     model = build_user_model(config, features)

@@ -14,6 +14,8 @@ import time
 import warnings
 from pathlib import Path
 
+from absl import logging as absl_logging
+
 from keel.errors import KeelError, find_keel_error
 from keel.spec import Spec
 
@@ -81,16 +83,28 @@ def _captured_logs(log_file: Path, progress: logging.Handler):
     root.addHandler(progress)
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
-    absl_logger = logging.getLogger("absl")
-    absl_saved = absl_logger.level
-    absl_logger.setLevel(logging.INFO)
+    # Through absl's verbosity flag, not Logger.setLevel: TensorFlow saves and restores that flag
+    # around SavedModel traversal, which would otherwise reset the level to WARNING mid-run.
+    absl_saved = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.INFO)
+    # TensorFlow's logger writes to the console itself; point it at the log file instead.
+    tf_logger = logging.getLogger("tensorflow")
+    tf_saved = (list(tf_logger.handlers), tf_logger.propagate)
+    for h in tf_saved[0]:
+        tf_logger.removeHandler(h)
+    tf_logger.propagate = False
+    tf_logger.addHandler(file_handler)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             yield
     finally:
         logging.captureWarnings(False)
-        absl_logger.setLevel(absl_saved)
+        absl_logging.set_verbosity(absl_saved)
+        tf_logger.removeHandler(file_handler)
+        for h in tf_saved[0]:
+            tf_logger.addHandler(h)
+        tf_logger.propagate = tf_saved[1]
         root.removeHandler(file_handler)
         root.removeHandler(progress)
         file_handler.close()
@@ -132,15 +146,16 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None):
                 tfx.orchestration.LocalDagRunner().run(pipeline)
             except Exception as e:  # classified below: the user's problem, or a bug
                 failure = e
-        store = open_store(workdir)
-        run = latest_run_context(store)
-        if run is not None and run.create_time_since_epoch >= started * 1000 - 1000:
-            set_custom(store, run, {"keel_spec": json.dumps(spec.resolved(), sort_keys=True),
-                                    "keel_spec_path": str(spec.path), "keel_spec_sha256": spec.sha256(),
-                                    "keel_data": json.dumps(provenance, sort_keys=True)})
-        else:
-            run = None
-        summary = collect_summary(store, run, node_ids, workdir, time.time() - started, log_file)
+            store = open_store(workdir)
+            run = latest_run_context(store)
+            if run is not None and run.create_time_since_epoch >= started * 1000 - 1000:
+                set_custom(store, run, {"keel_spec": json.dumps(spec.resolved(), sort_keys=True),
+                                        "keel_spec_path": str(spec.path), "keel_spec_sha256": spec.sha256(),
+                                        "keel_data": json.dumps(provenance, sort_keys=True)})
+            else:
+                run = None
+            summary = collect_summary(store, run, spec.pipeline.name, node_ids, workdir, time.time() - started,
+                                      log_file)
         if failure is not None:
             print(summary.render(), file=out, flush=True)
             keel_error = find_keel_error(failure)
