@@ -62,10 +62,17 @@ class PenguinRuns:
         self.cold_states = node_states(self.workdir)
         self.again = keel("run", self.spec, "--workdir", self.workdir)
         self.again_states = node_states(self.workdir)
+        self.versions_after_again = pushed_versions(self.workdir)
         penguin_spec(root, steps=250)
         self.steps_changed = keel("run", self.spec, "--workdir", self.workdir)
         self.steps_changed_states = node_states(self.workdir)
+        self.versions_after_steps_changed = pushed_versions(self.workdir)
         self.unblessed = keel("run", penguin_spec(root, steps=2, threshold=1.0), "--workdir", self.workdir)
+
+
+def pushed_versions(workdir: Path, name: str = "penguin") -> list[str]:
+    """The version directories the Pusher wrote, oldest first."""
+    return sorted(str(p) for p in (workdir / "serving" / name).glob("*"))
 
 
 def node_states(workdir: Path) -> dict[str, str]:

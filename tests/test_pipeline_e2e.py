@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import pushed_versions
 from keel import metadata
 
 NODES = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
@@ -30,7 +31,7 @@ def test_identical_second_run_is_fully_cached(penguin_runs):
     expected = {n: "CACHED" for n in NODES}
     expected["baseline"] = "COMPLETE"  # a resolver is not an execution that can be cached
     assert penguin_runs.again_states == expected
-    assert len(pushed_versions(penguin_runs.workdir)) == 1, "a cached run must not push a duplicate version"
+    assert len(penguin_runs.versions_after_again) == 1, "a cached run must not push a duplicate version"
 
 
 def test_changing_only_steps_reruns_trainer_evaluator_pusher(penguin_runs):
@@ -39,7 +40,7 @@ def test_changing_only_steps_reruns_trainer_evaluator_pusher(penguin_runs):
     assert {n: states[n] for n in UPSTREAM} == {n: "CACHED" for n in UPSTREAM}
     assert {n: states[n] for n in ["Trainer", "Evaluator", "Pusher"]} == dict.fromkeys(
         ["Trainer", "Evaluator", "Pusher"], "COMPLETE")
-    assert len(pushed_versions(penguin_runs.workdir)) == 2
+    assert len(penguin_runs.versions_after_steps_changed) == 2
 
 
 def test_resolved_spec_is_recorded_in_ml_metadata(penguin_runs):
@@ -56,10 +57,6 @@ def test_accuracy_is_above_the_spec_threshold(penguin_runs):
     line = next(l for l in penguin_runs.cold.stdout.splitlines() if l.strip().startswith("eval:"))
     accuracy = float(line.split("sparse_categorical_accuracy")[1].split(",")[0])
     assert accuracy >= 0.9
-
-
-def pushed_versions(workdir):
-    return sorted(glob.glob(str(workdir / "serving" / "penguin" / "*")))
 
 
 def eval_examples(workdir) -> list[bytes]:

@@ -4,7 +4,7 @@
 #   bash tools/lock.sh            # all stacks
 set -euo pipefail
 cd "$(dirname "$0")/.."
-uv_venv=$(mktemp -d)
+uv_venv=$(mktemp -d)  # a throwaway venv for uv itself
 python3 -m venv "$uv_venv" && "$uv_venv/bin/pip" install -q uv
 uv="$uv_venv/bin/uv"
 compile() {  # name python-version platform

@@ -77,7 +77,7 @@ def create_pipeline(spec: Spec, source: DataSource, workdir: Path, beam_args: li
         schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=True)
     validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
                                                 schema=schema.outputs["schema"])
-    gate = DataGate(statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"],
+    gate = DataGate(examples=example_gen.outputs["examples"], schema=schema.outputs["schema"],
                     anomalies=validator.outputs["anomalies"], config=json.dumps(features, sort_keys=True))
 
     # Only what the transform depends on: the model module matters only if it defines preprocessing_fn.

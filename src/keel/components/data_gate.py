@@ -1,7 +1,7 @@
 """DataGate: stops the pipeline before Transform and training when the data is not fit to train on.
 
-TFX's ExampleValidator records anomalies but lets the pipeline go on. DataGate reads its output,
-the statistics and the schema, and fails with every problem in plain words when
+TFX's ExampleValidator records anomalies but lets the pipeline go on. DataGate reads its output
+and the schema, and fails with every problem in plain words when
 - ExampleValidator found anomalies in any split, or
 - a column the spec declares numeric holds text (CSV type inference then makes it a string
   column, which no schema check would flag), or
@@ -12,7 +12,6 @@ Transform depends on DataGate, so nothing downstream runs on bad data.
 import json
 import os
 
-import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx import v1 as tfx
 from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
@@ -38,16 +37,25 @@ def _anomalies(artifact) -> dict:
     return found
 
 
-def _sample_strings(statistics, feature: str) -> list[str]:
-    stats = tfdv.load_stats_binary(os.path.join(artifact_utils.get_split_uri([statistics], "train"),
-                                                "FeatureStats.pb"))
-    for dataset in stats.datasets:
-        for f in dataset.features:
-            if f.path.step and f.path.step[-1] == feature:
-                values = [v.value for v in f.string_stats.top_values]
-                non_numeric = [v for v in values if not _is_number(v)]
-                return (non_numeric or values)[:3]
-    return []
+def _non_numeric_values(examples, feature: str, limit: int = 3, scan: int = 1_000_000) -> tuple[list[str], int]:
+    """Up to `limit` distinct text values of `feature` that are not numbers, and how many rows hold one.
+
+    Statistics only keep the most frequent values, and a stray word in a numeric column is rare, so
+    the rows themselves are scanned (at most `scan` of them, on both splits).
+    """
+    import tensorflow as tf
+
+    samples, rows = [], 0
+    files = []
+    for split in artifact_utils.decode_split_names(examples.split_names):
+        files += tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(scan):
+        values = tf.train.Example.FromString(record.numpy()).features.feature[feature].bytes_list.value
+        bad = [v.decode("utf-8", "replace") for v in values if not _is_number(v.decode("utf-8", "replace"))]
+        if bad:
+            rows += 1
+            samples += [b for b in bad if b not in samples][: limit - len(samples)]
+    return samples, rows
 
 
 def _is_number(text: str) -> bool:
@@ -58,7 +66,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def problems(statistics, schema, anomalies, config: dict) -> list[str]:
+def problems(examples, schema, anomalies, config: dict) -> list[str]:
     """Every reason the data is unfit, one plain-words line each (empty when it is fine)."""
     found = []
     schema_proto = _schema(schema)
@@ -68,9 +76,10 @@ def problems(statistics, schema, anomalies, config: dict) -> list[str]:
         found.append(f"label {label!r} is not in the data (columns: {', '.join(sorted(types))})")
     for name in config["numeric"]:
         if types.get(name) == schema_pb2.BYTES:
-            samples = ", ".join(repr(s) for s in _sample_strings(statistics, name))
-            found.append(f"column {name!r} is declared numeric (features.numeric) but holds text, "
-                         f"e.g. {samples}: fix those rows or list it under features.categorical")
+            samples, rows = _non_numeric_values(examples, name)
+            shown = ", ".join(repr(s) for s in samples)
+            found.append(f"column {name!r} is declared numeric (features.numeric) but holds text in {rows} row(s), "
+                         f"e.g. {shown}: fix those rows or list it under features.categorical")
     for split, result in sorted(_anomalies(anomalies).items()):
         for feature, info in sorted(result.anomaly_info.items()):
             found.append(f"split {split}: column {feature!r}: {info.description or info.short_description}")
@@ -82,13 +91,13 @@ def problems(statistics, schema, anomalies, config: dict) -> list[str]:
 
 @tfx.dsl.components.component
 def DataGate(
-    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    examples: InputArtifact[standard_artifacts.Examples],
     schema: InputArtifact[standard_artifacts.Schema],
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     config: Parameter[str],
 ) -> None:
     """Raises DataError listing every problem; returns quietly when the data is fit to train on."""
-    found = problems(statistics, schema, anomalies, json.loads(config))
+    found = problems(examples, schema, anomalies, json.loads(config))
     if found:
         shown = found[:MAX_LISTED]
         more = f"; and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""

@@ -1,0 +1,40 @@
+"""Builtin data sets: materialised from installed packages, deterministic, never rewritten needlessly."""
+
+import csv
+
+from keel import datasets
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_penguins_missing_values_become_empty_fields(tmp_path):
+    record = datasets.materialise("penguins", tmp_path / "penguins")
+    rows = read(record["file"])
+    assert rows[0] == ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
+                       "sex", "year"]
+    assert record["rows"] == len(rows) - 1 == 344
+    assert not any("NA" in row for row in rows)
+    assert sum(1 for row in rows[1:] if row[6] == "") == 11  # sex is missing for 11 penguins
+
+
+def test_taxi_label_is_tip_over_20_percent_of_fare(tmp_path):
+    record = datasets.materialise("taxi", tmp_path / "taxi")
+    rows = read(record["file"])
+    header = rows[0]
+    assert "tips" not in header and header[-1] == "big_tipper"
+    assert record["rows"] == 15002
+    assert {row[-1] for row in rows[1:]} == {"0", "1"}
+    share = sum(row[-1] == "1" for row in rows[1:]) / record["rows"]
+    assert 0.15 < share < 0.35  # 22% in this file
+
+
+def test_unchanged_data_is_not_rewritten(tmp_path):
+    first = datasets.materialise("penguins", tmp_path / "penguins")
+    mtime = (tmp_path / "penguins" / "data.csv").stat().st_mtime_ns
+    second = datasets.materialise("penguins", tmp_path / "penguins")
+    assert second["sha256"] == first["sha256"] and len(first["sha256"]) == 64
+    assert (tmp_path / "penguins" / "data.csv").stat().st_mtime_ns == mtime  # ExampleGen's cache depends on it
+    assert [p.name for p in (tmp_path / "penguins").iterdir()] == ["data.csv"]
