@@ -31,3 +31,19 @@ def test_text_in_a_numeric_column_stops_before_training(tmp_path):
     assert states["DataGate"] == "FAILED"
     assert "Transform" not in states and "Trainer" not in states
     assert "DataGate               failed" in result.stdout
+
+
+def test_anomalies_against_a_schema_file_stop_the_run_in_plain_words(tmp_path, penguin_runs):
+    schema = sorted((penguin_runs.workdir / "pipeline" / "SchemaGen" / "schema").glob("*/schema.pbtxt"))[0]
+    data = penguins_csv(tmp_path, change_row=3, column="island", value="Atlantis")
+    spec = penguin_spec(tmp_path, source=str(data))
+    spec.write_text(spec.read_text().replace('label = "species"', f'label = "species"\nschema = "{schema}"'))
+    workdir = tmp_path / "work"
+    result = keel("run", spec, "--workdir", workdir)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stdout + result.stderr
+    assert "column 'island'" in errors[0] and "Atlantis" in errors[0]
+    states = node_states(workdir)
+    assert states["ExampleValidator"] == "COMPLETE" and states["DataGate"] == "FAILED"
+    assert "Transform" not in states
