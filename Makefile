@@ -20,6 +20,7 @@ test-slow: install
 test-all: install
 	$(VENV)/bin/pytest -q
 
+# keel vs the same pipeline in raw TFX (bench/raw_tfx/), 2 rounds; writes bench/results/pipeline.md
 bench: install
 	$(VENV)/bin/python bench/pipeline.py
 

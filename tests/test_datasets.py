@@ -31,6 +31,16 @@ def test_taxi_label_is_tip_over_20_percent_of_fare(tmp_path):
     assert 0.15 < share < 0.35  # 22% in this file
 
 
+def test_digits_are_64_float_pixels_and_a_digit_label(tmp_path):
+    record = datasets.materialise("digits", tmp_path / "digits")
+    rows = read(record["file"])
+    assert rows[0] == [f"pixel_{i:02d}" for i in range(64)] + ["digit"]
+    assert record["rows"] == len(rows) - 1 == 1797
+    assert {row[-1] for row in rows[1:]} == {str(d) for d in range(10)}
+    pixels = {float(v) for row in rows[1:] for v in row[:64]}
+    assert min(pixels) == 0.0 and max(pixels) == 16.0 and all("." in v for v in rows[1][:64])
+
+
 def test_unchanged_data_is_not_rewritten(tmp_path):
     first = datasets.materialise("penguins", tmp_path / "penguins")
     mtime = (tmp_path / "penguins" / "data.csv").stat().st_mtime_ns

@@ -30,7 +30,8 @@ def test_example_specs_are_valid():
 def test_unknown_key_names_the_path_and_suggests_the_right_one(tmp_path):
     message = error_of(tmp_path, with_section(tmp_path, "steps = 200", "stpes = 200"))
     assert message == ("bad.toml: train.stpes: unknown key in [train] (did you mean 'steps'?); "
-                       "expected one of: steps, eval_steps, batch_size, seed")
+                       "expected one of: steps, eval_steps, batch_size, seed, jit_compile, accelerator, tpu, "
+                       "precision")
 
 
 def test_unknown_section(tmp_path):
@@ -85,7 +86,7 @@ def test_missing_model_module(tmp_path):
 def test_unknown_builtin(tmp_path):
     message = error_of(tmp_path, with_section(tmp_path, "builtin:penguins", "builtin:pinguins"))
     assert message == ("bad.toml: data.source: 'builtin:pinguins' is not a builtin data set; "
-                       "expected one of: builtin:penguins, builtin:taxi")
+                       "expected one of: builtin:penguins, builtin:taxi, builtin:digits")
 
 
 def test_resolved_spec_round_trips_through_toml(tmp_path):

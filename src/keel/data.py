@@ -11,6 +11,7 @@ from keel.errors import SpecError
 
 CSV_SUFFIXES = (".csv",)
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".gz")
+SPAN = "{SPAN}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,10 +19,15 @@ class DataSource:
     """A resolved `data.source`: its format, the ExampleGen input base and pattern, its columns."""
 
     kind: str  # "csv" or "tfrecord"
-    input_base: Path | None  # None for a builtin until it is materialised
+    input_base: Path | str | None  # None for a builtin until materialised; a gs:// URI for cloud targets
     pattern: str
     columns: list[str]
     builtin: str | None = None
+    span: int | None = None  # the data version ExampleGen reads, when the pattern has {SPAN}
+
+    @property
+    def has_span(self) -> bool:
+        return SPAN in self.pattern
 
 
 def _kind_of(path: str) -> str:
@@ -61,7 +67,10 @@ def resolve_source(spec) -> DataSource:
         builtin = datasets.get_builtin(source.removeprefix("builtin:"))
         return DataSource("csv", None, "*", builtin.columns(), builtin=builtin.name)
     path = spec.resolve(source)
-    if path.is_dir():
+    if SPAN in source:
+        base, pattern = _span_base(source, path)
+        files = sorted(Path(p) for p in glob.glob(str(base / pattern.replace(SPAN, "*"))) if Path(p).is_file())
+    elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
         base, pattern = path, "*"
     else:
@@ -83,12 +92,51 @@ def resolve_source(spec) -> DataSource:
     return DataSource(kind, base, pattern, columns)
 
 
-def prepare_source(spec, workdir: Path) -> tuple[DataSource, dict]:
+def _span_base(source: str, path: Path) -> tuple[Path, str]:
+    """Splits a `{SPAN}` source into the directory above the first templated part and the pattern below it."""
+    parts = path.parts
+    first = next(i for i, part in enumerate(parts) if SPAN in part or any(ch in part for ch in "*?["))
+    if any(ch in part for part in parts[:first] for ch in "*?["):
+        raise SpecError(f"data.source: {source!r}: wildcards are allowed only below the {SPAN} directory")
+    if sum(part.count(SPAN) for part in parts) != 1:
+        raise SpecError(f"data.source: {source!r}: {SPAN} must appear exactly once")
+    return Path(*parts[:first]), "/".join(parts[first:])
+
+
+def select_span(source: DataSource, span: int | None) -> tuple[DataSource, list[Path]]:
+    """The span ExampleGen will read (`span`, or the latest when None) and its files, as TFX selects them."""
+    from tfx.components.example_gen import utils
+    from tfx.proto import example_gen_pb2, range_config_pb2
+
+    split = example_gen_pb2.Input.Split(name="all", pattern=source.pattern)
+    config = None
+    if span is not None:
+        config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+            start_span_number=span, end_span_number=span))
+    try:
+        # TFX's own selection; it rewrites split.pattern to the chosen span's files.
+        _, chosen, _ = utils.calculate_splits_fingerprint_span_and_version(str(source.input_base), [split], config)
+    except ValueError as e:
+        wanted = f"span {span}" if span is not None else "any span"
+        raise SpecError(f"data.source: no files for {wanted} under {source.input_base} "
+                        f"matching {source.pattern!r} ({e})") from None
+    files = sorted(Path(p) for p in glob.glob(str(source.input_base / split.pattern)) if Path(p).is_file())
+    return dataclasses.replace(source, span=chosen), files
+
+
+def prepare_source(spec, workdir: Path, span: int | None = None) -> tuple[DataSource, dict]:
     """Resolves the data source and materialises builtins under `workdir/data/`.
 
-    Returns the source and a provenance record (files, sha256 fingerprints, builtin origin).
+    `span` selects a data version of a `{SPAN}` source (default: the latest).
+    Returns the source and a provenance record (files, sha256 fingerprints, span, builtin origin).
     """
     source = resolve_source(spec)
+    if span is not None and not source.has_span:
+        raise SpecError(f"--span {span}: data.source {spec.data.source!r} has no {SPAN} in it")
+    if source.has_span:
+        source, files = select_span(source, span)
+        return source, {"source": spec.data.source, "span": source.span,
+                        "files": [{"path": str(f), "sha256": _sha256(f)} for f in files]}
     if source.builtin:
         record = datasets.materialise(source.builtin, workdir / "data" / source.builtin)
         source = dataclasses.replace(source, input_base=Path(record["file"]).parent)

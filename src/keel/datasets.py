@@ -8,9 +8,11 @@ the file's mtime) stays the same and ExampleGen is cached across runs.
 
 import csv
 import dataclasses
+import gzip
 import hashlib
 import importlib.util
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Callable, Iterable
@@ -35,9 +37,14 @@ class Builtin:
                             "which is not installed (run `make install`)")
         return Path(list(spec.submodule_search_locations)[0]) / self.relative_path
 
+    def read_text(self) -> tuple[bytes, str]:
+        """The source file's bytes (what is fingerprinted) and its text (gunzipped if `.gz`)."""
+        raw = self.source_file().read_bytes()
+        text = gzip.decompress(raw) if self.relative_path.endswith(".gz") else raw
+        return raw, text.decode("utf-8")
+
     def columns(self) -> list[str]:
-        with self.source_file().open(newline="") as f:
-            header = next(csv.reader(f))
+        header = next(csv.reader(io.StringIO(self.read_text()[1], newline="")))
         return self.convert(header, [])[0]
 
 
@@ -63,6 +70,18 @@ def _taxi(header: list[str], rows: Iterable[list[str]]):
     return out_header, ([row[i] for i in keep] + [big_tipper(row)] for row in rows)
 
 
+def _digits(first: list[str], rows: Iterable[list[str]]):
+    # scikit-learn's digits file has no header: 64 pixel intensities (0-16, row by row of an 8x8
+    # image) then the digit. Pixels are written as floats so CSV inference makes them float columns
+    # (float32 inputs on a phone); names are zero-padded so they sort in pixel order.
+    header = [f"pixel_{i:02d}" for i in range(64)] + ["digit"]
+
+    def convert(row):
+        return [f"{float(v):.1f}" for v in row[:64]] + [str(int(float(row[64])))]
+
+    return header, (convert(row) for row in itertools.chain([first], rows))
+
+
 BUILTINS = {
     b.name: b
     for b in [
@@ -70,6 +89,8 @@ BUILTINS = {
                 "Palmer penguins (344 rows, 3 species; missing values; string categoricals)", _penguins),
         Builtin("taxi", "tfx", "examples/chicago_taxi_pipeline/data/simple/data.csv",
                 "Chicago taxi trips shipped in the tfx wheel (15,002 rows); label big_tipper", _taxi),
+        Builtin("digits", "sklearn", "datasets/data/digits.csv.gz",
+                "scikit-learn's handwritten digits (1,797 8x8 images, 64 pixel columns); label digit", _digits),
     ]
 }
 
@@ -90,8 +111,8 @@ def materialise(name: str, dest_dir: Path) -> dict:
     """
     builtin = get_builtin(name)
     source = builtin.source_file()
-    raw = source.read_bytes()
-    reader = csv.reader(io.StringIO(raw.decode("utf-8"), newline=""))
+    raw, text = builtin.read_text()
+    reader = csv.reader(io.StringIO(text, newline=""))
     header, rows = builtin.convert(next(reader), reader)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -17,6 +17,10 @@ class ModelCodeError(KeelError):
     """The user's model module is missing a function or raised while building the model."""
 
 
+class ExportError(KeelError):
+    """A model cannot be exported for mobile, or no exported variant meets the spec's policy."""
+
+
 def find_keel_error(exc: BaseException) -> KeelError | None:
     """Returns the KeelError behind `exc` (itself, or in its cause/context chain), if any.
 
@@ -30,3 +34,7 @@ def find_keel_error(exc: BaseException) -> KeelError | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+class AcceleratorError(KeelError):
+    """The spec asks for an accelerator (TPU, GPU) this machine cannot provide."""

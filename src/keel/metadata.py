@@ -96,3 +96,61 @@ def set_custom(store, context, values: dict[str, str]) -> None:
     for key, v in values.items():
         context.custom_properties[key].string_value = v
     store.put_contexts([context])
+
+
+def prop(artifact, key: str, default=None):
+    """An artifact's property or custom property value, or `default`."""
+    for properties in (artifact.properties, artifact.custom_properties):
+        if key in properties:
+            kind = properties[key].WhichOneof("value")
+            if kind:
+                return getattr(properties[key], kind)
+    return default
+
+
+def _by_key(events, fetch, id_of) -> dict[str, list]:
+    """Groups what `fetch` returns for the events' ids (artifacts or executions) by event path key."""
+    found = {x.id: x for x in fetch(sorted({id_of(e) for e in events}))}
+    by_key: dict[str, list] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else ""
+        if id_of(event) in found:
+            by_key.setdefault(key, []).append(found[id_of(event)])
+    return by_key
+
+
+def inputs(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    """An execution's input artifacts by input key."""
+    events = [e for e in store.get_events_by_execution_ids([execution_id])
+              if e.type in (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)]
+    return _by_key(events, store.get_artifacts_by_id, lambda e: e.artifact_id)
+
+
+def producer(store, artifact_id: int) -> metadata_store_pb2.Execution | None:
+    """The execution that wrote an artifact: the completed one, not later cached reuses of it."""
+    events = [e for e in store.get_events_by_artifact_ids([artifact_id])
+              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    executions = store.get_executions_by_id(sorted({e.execution_id for e in events}))
+    complete = [x for x in executions if x.last_known_state == metadata_store_pb2.Execution.COMPLETE]
+    return min(complete or executions, key=lambda x: x.id, default=None)
+
+
+def consumers(store, artifact_id: int) -> dict[str, list[metadata_store_pb2.Execution]]:
+    """Executions that read an artifact, by the input key they read it as."""
+    events = [e for e in store.get_events_by_artifact_ids([artifact_id])
+              if e.type in (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)]
+    return _by_key(events, store.get_executions_by_id, lambda e: e.execution_id)
+
+
+def node_id(store, execution) -> str:
+    """The pipeline node an execution belongs to (e.g. "Trainer")."""
+    for context in store.get_contexts_by_execution(execution.id):
+        if _type_name(store, context) == "node":
+            return context.name.split(".", 1)[-1]
+    return f"execution-{execution.id}"
+
+
+def run_of(store, execution) -> metadata_store_pb2.Context | None:
+    """The pipeline_run context an execution belongs to."""
+    return next((c for c in store.get_contexts_by_execution(execution.id)
+                 if _type_name(store, c) == "pipeline_run"), None)

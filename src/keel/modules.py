@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +12,24 @@ from keel.errors import ModelCodeError
 
 def module_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def code_provenance(path: str | Path) -> dict:
+    """The model module's path and sha256, and the git commit it is at when it lives in a repository."""
+    path = Path(path)
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "--no-optional-locks", "-C", str(path.parent), *args],
+                                  capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--", path.name) if commit else None
+    return {"module": str(path), "module_sha256": module_sha256(path), "git_commit": commit,
+            "module_modified_since_commit": bool(status) if commit else None}
 
 
 def load_module(path: str | Path) -> ModuleType:

@@ -1,7 +1,8 @@
 """create_pipeline(spec, ...) -> tfx Pipeline: the one place keel's DAG is wired.
 
 ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate ->
-Transform -> Trainer -> Evaluator (vs the latest model blessed before this one) -> Pusher.
+Transform -> Trainer -> Evaluator (vs the latest model blessed before this one) -> Pusher
+[-> LiteExporter, with [export.lite]].
 
 Each component gets only the configuration it depends on, so TFX's cache re-runs exactly the
 components a spec change affects: a new `train.steps` re-runs Trainer, Evaluator and Pusher.
@@ -15,13 +16,18 @@ from tfx import v1 as tfx
 
 from keel.components.baseline import LatestBlessedBeforeCandidate
 from keel.components.data_gate import DataGate
+from keel.components.lite_exporter import LiteExporter
 from keel.data import DataSource
 from keel.modules import load_module, module_sha256
+from keel.runners.beam import beam_pipeline_args
+from keel.runners.vertex import vertex_trainer
 from keel.spec import TFMA_METRIC_CLASS, Spec
 from keel.signatures import OUTPUT_PROBABILITIES
+from keel.warm_start import path_sha256
 
 PREPROCESSING_FN = "keel.transform.preprocessing_fn"
 RUN_FN = "keel.trainer.run_fn"
+WARM_START = "warm_start"
 
 
 def _example_gen(spec: Spec, source: DataSource):
@@ -32,7 +38,11 @@ def _example_gen(spec: Spec, source: DataSource):
     ]))
     inputs = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=source.pattern)])
     factory = tfx.components.CsvExampleGen if source.kind == "csv" else tfx.components.ImportExampleGen
-    return factory(input_base=str(source.input_base), input_config=inputs, output_config=output)
+    span = None  # without a RangeConfig, ExampleGen reads the latest span of a {SPAN} pattern
+    if source.span is not None:  # exactly the span keel resolved and recorded (data.select_span)
+        span = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
+            start_span_number=source.span, end_span_number=source.span))
+    return factory(input_base=str(source.input_base), input_config=inputs, output_config=output, range_config=span)
 
 
 def _eval_config(spec: Spec) -> tfma.EvalConfig:
@@ -55,6 +65,26 @@ def _eval_config(spec: Spec) -> tfma.EvalConfig:
     )
 
 
+def _warm_start(spec: Spec):
+    """An Importer for the borrowed weights, so ML Metadata records them (uri and sha256) as a Model artifact."""
+    if not spec.model.warm_start:
+        return None
+    path = spec.resolve(spec.model.warm_start)
+    return tfx.dsl.Importer(source_uri=str(path), artifact_type=tfx.types.standard_artifacts.Model,
+                            custom_properties={"sha256": path_sha256(path)}).with_id(WARM_START)
+
+
+def _lite_exporter(spec: Spec, examples, trainer, evaluator, pusher):
+    """The parity-gated LiteRT export after the Pusher, when the spec has [export.lite]."""
+    lite = spec.export.lite
+    if lite is None:
+        return None
+    config = {"label": spec.data.label, "policy": lite.model_dump(mode="json")}
+    return LiteExporter(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                        pushed_model=pusher.outputs["pushed_model"], examples=examples,
+                        config=json.dumps(config, sort_keys=True))
+
+
 def model_code_config(spec: Spec) -> dict:
     """What the Transform and Trainer know of the user's module: path, content hash, hooks."""
     path = spec.resolve(spec.model.module)
@@ -62,10 +92,21 @@ def model_code_config(spec: Spec) -> dict:
             "user_preprocessing": callable(getattr(load_module(path), "preprocessing_fn", None))}
 
 
-def create_pipeline(spec: Spec, source: DataSource, workdir: Path, beam_args: list[str] | None = None):
-    """Builds the TFX pipeline for `spec` reading `source`, with its root and ML Metadata under `workdir`."""
+def create_pipeline(spec: Spec, source: DataSource, workdir: Path | None, beam_args: list[str] | None = None,
+                    target: str = "local"):
+    """Builds the TFX pipeline for `spec` reading `source`.
+
+    target "local": root, ML Metadata and pushed models under `workdir`. "vertex" / "kubeflow": root and
+    pushes under `[cloud] pipeline_root`, the model module at `[cloud] module` inside the image, and (vertex)
+    the Trainer as a Vertex AI custom job on `[cloud.trainer]`'s machine (see keel.runners.vertex).
+    """
     name = spec.pipeline.name
+    local = target == "local"
     code = model_code_config(spec)
+    if not local:
+        code["module"] = spec.cloud.module
+    root = str(workdir / "pipeline") if local else f"{spec.cloud.pipeline_root.rstrip('/')}/{name}"
+    serving_root = str(workdir / "serving" / name) if local else f"{root}/serving"
     features = {"label": spec.data.label, "numeric": list(spec.features.numeric),
                 "categorical": list(spec.features.categorical)}
 
@@ -88,20 +129,27 @@ def create_pipeline(spec: Spec, source: DataSource, workdir: Path, beam_args: li
                                          preprocessing_fn=PREPROCESSING_FN, custom_config=transform_config)
     transform.add_upstream_node(gate)
 
-    trainer = tfx.components.Trainer(
+    warm_start = _warm_start(spec)
+    trainer_class, cloud_config = (tfx.components.Trainer, {}) if target != "vertex" else vertex_trainer(spec)
+    trainer = trainer_class(
         run_fn=RUN_FN,
+        base_model=warm_start.outputs["result"] if warm_start else None,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema.outputs["schema"],
         train_args=tfx.proto.TrainArgs(num_steps=spec.train.steps),
         eval_args=tfx.proto.EvalArgs(num_steps=spec.train.eval_steps),
         custom_config={**features, **code, "hparams": spec.model.hparams, "batch_size": spec.train.batch_size,
-                       "seed": spec.train.seed,
-                       "metric": spec.eval.metric},
+                       "seed": spec.train.seed, "jit_compile": spec.train.jit_compile,
+                       "accelerator": spec.train.accelerator, "tpu": spec.train.tpu,
+                       "precision": spec.train.precision,
+                       "metric": spec.eval.metric, **cloud_config},
     )
+    # Kubeflow / Vertex compile only TFX's own strategies; there data changes between runs anyway.
+    anchor = {"strategy_class": LatestBlessedBeforeCandidate, "candidate": trainer.outputs["model"]} if local else {
+        "strategy_class": tfx.dsl.experimental.LatestBlessedModelStrategy}
     baseline = tfx.dsl.Resolver(
-        strategy_class=LatestBlessedBeforeCandidate,
-        candidate=trainer.outputs["model"],
+        **anchor,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("baseline")
@@ -111,15 +159,16 @@ def create_pipeline(spec: Spec, source: DataSource, workdir: Path, beam_args: li
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-            base_directory=str(workdir / "serving" / name))))
+            base_directory=serving_root)))
+    lite_exporter = _lite_exporter(spec, example_gen.outputs["examples"], trainer, evaluator, pusher)
 
     return tfx.dsl.Pipeline(
         pipeline_name=name,
-        pipeline_root=str(workdir / "pipeline"),
-        components=[example_gen, statistics, schema, validator, gate, transform, trainer, baseline, evaluator,
-                    pusher],
+        pipeline_root=root,
+        components=[example_gen, statistics, schema, validator, gate, transform, *filter(None, [warm_start]),
+                    trainer, baseline, evaluator, pusher, *filter(None, [lite_exporter])],
         enable_cache=True,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(workdir / "metadata.sqlite")),
-        beam_pipeline_args=beam_args or ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+            str(workdir / "metadata.sqlite")) if local else None,
+        beam_pipeline_args=beam_args if beam_args is not None else beam_pipeline_args(spec),
     )

@@ -44,7 +44,8 @@ class ServingModule(tf.Module):
     def _predict(self, raw: dict) -> dict:
         transformed = self.tft_layer(raw)
         inputs = {name: transformed[name] for name in self._features.names}
-        probabilities = self.model(inputs, training=False)
+        # float32 whatever the training precision: a mixed-precision model computes in (b)float16.
+        probabilities = tf.cast(self.model(inputs, training=False), tf.float32)
         classes = tf.gather(self._classes, tf.argmax(probabilities, axis=-1))
         return {OUTPUT_PROBABILITIES: probabilities, OUTPUT_CLASSES: classes}
 

@@ -10,11 +10,13 @@ import difflib
 import hashlib
 import json
 import tomllib
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic_core import PydanticCustomError
 
 from keel.errors import SpecError
 
@@ -44,6 +46,15 @@ class FeaturesSection(_Section):
 class ModelSection(_Section):
     module: str = Field(description="path of a Python file defining build_model(hparams, features)")
     hparams: dict[str, Any] = Field(default_factory=dict, description="passed to build_model as a dict")
+    warm_start: str | None = Field(default=None, description="borrowed weights: a SavedModel directory, "
+                                   "a .weights.h5 or a .keras file, loaded before training")
+
+
+def _jit_setting(value: Any) -> Any:
+    # One clear error instead of one per member of the union.
+    if value is True or value is False or value == "auto":
+        return value
+    raise PydanticCustomError("jit_compile", 'input should be "auto", true or false')
 
 
 class TrainSection(_Section):
@@ -51,6 +62,15 @@ class TrainSection(_Section):
     eval_steps: int = Field(default=50, ge=1, description="validation steps at the end of training")
     batch_size: int = Field(default=64, ge=1, le=65536)
     seed: int = Field(default=42, ge=0, description="seeds Python, NumPy and TensorFlow for repeatable training")
+    jit_compile: Annotated[Literal["auto"] | StrictBool, BeforeValidator(_jit_setting)] = Field(
+        default="auto", description="XLA for the training step: true, false, or auto (time both, pick the faster)")
+    accelerator: Literal["auto", "cpu", "gpu", "tpu"] = Field(
+        default="auto", description="auto: a TPU if this machine has one, else every GPU, else the CPU")
+    tpu: str = Field(default="local", min_length=1,
+                     description="with a TPU: 'local' (a TPU VM), a Cloud TPU name, or grpc://HOST:PORT")
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = Field(
+        default="auto", description="auto: mixed_bfloat16 on TPU, mixed_float16 on GPUs with tensor cores, "
+                                    "else float32")
 
 
 Metric = Literal["sparse_categorical_accuracy"]
@@ -64,6 +84,63 @@ class EvalSection(_Section):
                                   description="largest allowed drop vs the latest blessed model")
 
 
+class MonitorSection(_Section):
+    skew_threshold: float = Field(default=0.2, gt=0.0, le=1.0,
+                                  description="training vs serving: Jensen-Shannon divergence (numbers), "
+                                              "L-infinity distance (strings)")
+    drift_threshold: float = Field(default=0.2, gt=0.0, le=1.0,
+                                   description="previous vs current window, measured the same way")
+    accuracy_drop: float = Field(default=0.05, ge=0.0, le=1.0,
+                                 description="largest allowed drop of live accuracy below the eval accuracy")
+
+
+LiteVariant = Literal["float32", "float16", "dynamic", "int8"]
+
+
+class LiteSection(_Section):
+    variants: list[LiteVariant] = Field(default_factory=lambda: ["float32", "float16", "dynamic", "int8"],
+                                        min_length=1, description="LiteRT variants to convert and compare")
+    choose: Literal["smallest", "most_accurate"] = Field(
+        default="smallest", description="which of the variants that pass the gate is exported")
+    max_accuracy_drop: float = Field(default=0.005, ge=0.0, le=1.0,
+                                     description="largest allowed accuracy drop vs the SavedModel on the eval split")
+    max_size_bytes: int | None = Field(default=None, ge=1, description="largest allowed .tflite size")
+    representative_rows: int = Field(default=200, ge=1, le=100_000,
+                                     description="train-split rows that calibrate full int8 quantization")
+
+
+class ExportSection(_Section):
+    lite: LiteSection | None = Field(default=None, description="a parity-gated LiteRT export; absent: none")
+
+
+BeamRunner = Literal["DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner"]
+
+
+class BeamSection(_Section):
+    runner: BeamRunner = Field(default="DirectRunner", description="the Beam runner of the data components")
+    direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = Field(
+        default="in_memory", description="DirectRunner only: multi_processing uses several cores")
+    direct_num_workers: int = Field(default=1, ge=0, le=1024, description="DirectRunner workers; 0: one per core")
+    args: list[str] = Field(default_factory=list, description="extra Beam pipeline options, e.g. --temp_location=...")
+
+
+class CloudTrainerSection(_Section):
+    machine_type: str = Field(default="n1-standard-4", description="the Vertex AI training machine")
+    accelerator_type: str | None = Field(default=None, description="e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V3, TPU_V5_LITEPOD")
+    accelerator_count: int = Field(default=0, ge=0, le=64)
+    tpu_topology: str | None = Field(default=None, pattern=r"^\d+(x\d+){1,2}$", description="e.g. 2x2 (TPU v5e / v6e)")
+
+
+class CloudSection(_Section):
+    project: str | None = Field(default=None, description="Google Cloud project of the Vertex AI pipeline")
+    region: str = Field(default="us-central1")
+    pipeline_root: str | None = Field(default=None, pattern=r"^gs://", description="gs:// root for artifacts")
+    image: str | None = Field(default=None, description="container image with keel and the project installed")
+    data: str | None = Field(default=None, pattern=r"^gs://", description="gs:// location of the data in the cloud")
+    module: str | None = Field(default=None, description="the model module's path inside the image")
+    trainer: CloudTrainerSection = CloudTrainerSection()
+
+
 class Spec(_Section):
     pipeline: PipelineSection
     data: DataSection
@@ -71,6 +148,10 @@ class Spec(_Section):
     model: ModelSection
     train: TrainSection = TrainSection()
     eval: EvalSection = EvalSection()
+    monitor: MonitorSection = MonitorSection()
+    export: ExportSection = ExportSection()
+    beam: BeamSection = BeamSection()
+    cloud: CloudSection = CloudSection()
 
     _path: Path = pydantic.PrivateAttr(default=None)
 
@@ -101,9 +182,12 @@ def _allowed_keys(loc: tuple) -> list[str]:
         field = model.model_fields.get(part) or next(
             (f for f in model.model_fields.values() if f.alias == part), None)
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        # An optional section (`X | None`) lists the keys of X.
+        models = [a for a in (typing.get_args(annotation) or (annotation,))
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not models:
             return []
-        model = annotation
+        model = models[0]
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
@@ -168,6 +252,13 @@ def check_against_files(spec: Spec) -> None:
     module = spec.resolve(spec.model.module)
     if not module.is_file():
         problems.append(f"{name}: model.module: {spec.model.module!r} does not exist (looked for {module})")
+    if spec.model.warm_start:
+        from keel.warm_start import check_warm_start
+
+        try:
+            check_warm_start(spec.resolve(spec.model.warm_start), spec.model.warm_start)
+        except SpecError as e:
+            problems.append(f"{name}: {e}")
     if spec.data.schema_file and not spec.resolve(spec.data.schema_file).is_file():
         problems.append(f"{name}: data.schema: {spec.data.schema_file!r} does not exist")
     try:
@@ -201,7 +292,7 @@ def to_toml(data: dict) -> str:
 
     def value(v: Any) -> str:
         if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items() if x is not None) + " }"
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(value(x) for x in v) + "]"
         if isinstance(v, bool):

@@ -4,6 +4,7 @@ import dataclasses
 from pathlib import Path
 
 from keel import metadata
+from keel.training.record import describe_record, read_training_record
 
 STATE_WORDS = {"COMPLETE": "ran", "CACHED": "cached", "FAILED": "failed", "RUNNING": "interrupted",
                "NEW": "not run", "CANCELED": "canceled"}
@@ -28,6 +29,7 @@ class RunSummary:
     blessed: bool | None = None
     blessing_reasons: list[str] = dataclasses.field(default_factory=list)
     model_uri: str | None = None
+    training: str | None = None  # placement, precision and the XLA choice (keel.training.record)
     pushed_to: str | None = None
 
     def status_of(self, node_id: str) -> str:
@@ -39,6 +41,8 @@ class RunSummary:
         for c in self.components:
             took = f"{c.seconds:7.1f}s" if c.seconds is not None and c.status == "ran" else " " * 8
             lines.append(f"  {c.node_id:<22} {c.status:<12} {took}")
+        if self.training:
+            lines.append(f"  training: {self.training}")
         if self.metrics:
             shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.metrics.items())
             lines.append(f"  eval: {shown}")
@@ -52,7 +56,8 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _eval_metrics(uri: str) -> dict[str, float]:
+def eval_metrics(uri: str) -> dict[str, float]:
+    """The overall-slice metrics TFMA wrote to an Evaluator's `evaluation` output at `uri`."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(uri)
@@ -109,10 +114,12 @@ def collect_summary(store, run, name: str, node_ids: list[str], workdir: Path, s
 
     model = output("Trainer", "model")
     summary.model_uri = model.uri if model else None
+    record = read_training_record(model.uri) if model else None
+    summary.training = describe_record(record) if record else None
     evaluation = output("Evaluator", "evaluation")
     blessing = output("Evaluator", "blessing")
     if evaluation is not None:
-        summary.metrics = _eval_metrics(evaluation.uri)
+        summary.metrics = eval_metrics(evaluation.uri)
     if blessing is not None:
         summary.blessed = bool(metadata.custom(blessing, "blessed", 0))
         summary.blessing_reasons = _blessing_reasons(evaluation.uri, summary.blessed) if evaluation else []

@@ -4,6 +4,9 @@ The Trainer is configured with `run_fn="keel.trainer.run_fn"` and the model modu
 `custom_config`, so TFX never packages user code into a wheel at run time. The user's module
 defines `build_model(hparams, features) -> keras.Model`, returning an uncompiled model whose inputs
 are named after `features.names` and whose output is one probability per class.
+
+The model is built and compiled under the strategy and dtype policy `keel.training` resolves from
+`[train]`, with XLA on or off as `keel.training.jit` decides; the decision is saved with the model.
 """
 
 import json
@@ -18,7 +21,12 @@ from tfx_bsl.public import tfxio
 from keel.errors import ModelCodeError
 from keel.features import LABEL_VOCABULARY, FeatureSet, dtype_kind, split_features
 from keel.modules import load_module, require_function
+from keel import warm_start
 from keel.signatures import save_serving_model
+from keel.training.jit import choose_jit
+from keel.training.precision import dtype_policy, resolve_precision
+from keel.training.record import describe_record, training_record, write_training_record
+from keel.training.strategy import resolve_strategy
 
 
 def feature_set(tf_transform_output: tft.TFTransformOutput, config: dict) -> FeatureSet:
@@ -54,8 +62,11 @@ def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, ba
         tf_transform_output.transformed_metadata.schema)
     names = features.names
     # A class unseen in training encodes as -1; such rows cannot be scored and are left out.
-    dataset = dataset.unbatch().filter(lambda x, y: tf.reduce_all(y >= 0)).batch(batch_size)
-    return dataset.map(lambda x, y: ({n: x[n] for n in names}, y)).repeat()
+    def known_classes(x, y):
+        known = tf.reshape(y >= 0, [-1])
+        return {n: tf.boolean_mask(x[n], known) for n in names}, tf.boolean_mask(y, known)
+
+    return dataset.map(known_classes).repeat()
 
 
 def build_user_model(config: dict, features: FeatureSet) -> keras.Model:
@@ -79,6 +90,16 @@ def build_user_model(config: dict, features: FeatureSet) -> keras.Model:
     return model
 
 
+def _compile(model: keras.Model, config: dict, jit_compile: bool) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=float(config.get("hparams", {}).get("learning_rate", 1e-3))),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name=config["metric"])],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
 class _Progress(keras.callbacks.Callback):
     """Prints a line at every tenth of the planned steps (Keras' bar is noise in logs)."""
 
@@ -97,16 +118,34 @@ class _Progress(keras.callbacks.Callback):
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point."""
     config = fn_args.custom_config
-    keras.utils.set_random_seed(config["seed"])
+    placement = resolve_strategy(config.get("accelerator", "auto"), config.get("tpu", "local"))
+    precision = resolve_precision(config.get("precision", "auto"), placement.device)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     features = feature_set(tf_transform_output, config)
-    model = build_user_model(config, features)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(config.get("hparams", {}).get("learning_rate", 1e-3))),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name=config["metric"])],
-    )
-    batch_size = config["batch_size"]
+    batch_size = config["batch_size"] * placement.replicas  # the global batch: per-replica batch x replicas
+
+    def probe_model(jit: bool) -> keras.Model:
+        keras.utils.set_random_seed(config["seed"])
+        with placement.strategy.scope(), dtype_policy(precision):
+            return _compile(build_user_model(config, features), config, jit)
+
+    jit = choose_jit(config.get("jit_compile", "auto"), probe_model,
+                     lambda: _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features,
+                                      batch_size),
+                     fn_args.train_steps, on_tpu=placement.device == "tpu")
+    record = training_record(placement, precision, jit, batch_size)
+    print(f"    Trainer: {describe_record(record)}", flush=True)
+
+    # Seeded again after the probe, so the trained model does not depend on whether a probe ran.
+    keras.utils.set_random_seed(config["seed"])
+    with placement.strategy.scope(), dtype_policy(precision):
+        model = build_user_model(config, features)
+        borrowed = None
+        if fn_args.base_model:
+            path = warm_start.artifact_path(fn_args.base_model)
+            borrowed = {"path": str(path), "variables": warm_start.load_into(model, path)}
+            print(f"    Trainer: warm start from {path} ({borrowed['variables']} variables)", flush=True)
+        _compile(model, config, jit.jit_compile)
     train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     history = model.fit(train, epochs=1, steps_per_epoch=fn_args.train_steps, verbose=0,
@@ -120,6 +159,9 @@ def run_fn(fn_args) -> None:
                      "label": features.label, "classes": features.label_vocabulary},
         "train": {k: float(v[-1]) for k, v in history.history.items()},
         "validation": {k: float(v) for k, v in validation.items()},
+        "warm_start": borrowed,
+        **record,
     }
+    write_training_record(fn_args.serving_model_dir, record)
     Path(fn_args.model_run_dir).mkdir(parents=True, exist_ok=True)
     (Path(fn_args.model_run_dir) / "training.json").write_text(json.dumps(report, indent=2))

@@ -113,25 +113,32 @@ def _captured_logs(log_file: Path, progress: logging.Handler):
             root.addHandler(h)
 
 
-def run_pipeline(spec: Spec, workdir: Path | None = None, out=None):
+def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | None = None):
     """Runs the spec's pipeline in `workdir` (default `.keel/<name>` beside the spec).
+
+    `span` picks the data version of a `{SPAN}` source (default: the latest span).
 
     Returns the RunSummary. Raises KeelError (user-facing, one line) for bad input or data; other
     exceptions are bugs and carry the log file's path in their message.
     """
+    from keel.training.strategy import check_accelerator
+
+    check_accelerator(spec.train.accelerator, spec.train.tpu)  # before the pipeline, not at its Trainer
     from tfx import v1 as tfx
 
     from keel.data import prepare_source
     from keel.metadata import latest_run_context, open_store, set_custom
+    from keel.modules import code_provenance
     from keel.pipeline import create_pipeline
     from keel.summary import collect_summary
 
     out = out or sys.stdout
     workdir = Path(workdir or spec.default_workdir()).resolve()
     with _workdir_lock(workdir):
-        source, provenance = prepare_source(spec, workdir)
+        source, provenance = prepare_source(spec, workdir, span)
         origin = provenance.get("origin")
         shown = f"{origin['rows']} rows, " if origin else ""
+        shown += f"span {source.span}, " if source.has_span else ""
         print(f"keel run {spec.pipeline.name}: workdir {workdir}", file=out)
         print(f"  data: {spec.data.source} -> {source.input_base} ({shown}{len(provenance['files'])} file(s))",
               file=out, flush=True)
@@ -151,7 +158,9 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None):
             if run is not None and run.create_time_since_epoch >= started * 1000 - 1000:
                 set_custom(store, run, {"keel_spec": json.dumps(spec.resolved(), sort_keys=True),
                                         "keel_spec_path": str(spec.path), "keel_spec_sha256": spec.sha256(),
-                                        "keel_data": json.dumps(provenance, sort_keys=True)})
+                                        "keel_data": json.dumps(provenance, sort_keys=True),
+                                        "keel_code": json.dumps(code_provenance(spec.resolve(spec.model.module)),
+                                                                sort_keys=True)})
             else:
                 run = None
             summary = collect_summary(store, run, spec.pipeline.name, node_ids, workdir, time.time() - started,

@@ -1,0 +1,96 @@
+"""Benchmark: LiteRT variants of the digits CNN against its SavedModel, side by side in one process.
+
+    .venv/bin/python bench/lite.py [--workdir DIR] [--calls 1000]
+
+Runs pipelines/digits.toml (a real `keel run`, cached when DIR already holds it; default a fresh
+temporary workdir), then exports the pushed model in all four variants with keel's exporter and
+reports, per variant: size, accuracy on the eval split and its drop vs the SavedModel, argmax
+agreement, max |diff| of the probabilities, and per-example latency (median and p99 of CALLS
+one-example calls: the LiteRT interpreter with one thread against the SavedModel's `serving_raw`
+signature, the dense-input one, called eagerly). The ratio is SavedModel median / variant median,
+measured in the same run. Results go to bench/results/lite.md.
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = REPO / "pipelines" / "digits.toml"
+RESULTS = REPO / "bench" / "results" / "lite.md"
+GOAL_RATIO = 30.0
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(REPO / "src"))
+from keel.export.exporter import LitePolicy, export_lite  # noqa: E402
+from keel.export.report import table  # noqa: E402
+from keel.export.standalone import latest_pushed  # noqa: E402
+from keel.spec import load_spec  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default=None, help="digits workdir (default: a fresh temporary one)")
+    parser.add_argument("--calls", type=int, default=1000, help="one-example calls timed per model")
+    args = parser.parse_args()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="keel-bench-lite-")).resolve()
+
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "keel.cli", "run", str(SPEC), "--workdir", str(workdir)],
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        print(run.stdout[-2000:], run.stderr[-2000:], sep="\n")
+        return 1
+    pipeline_seconds = time.monotonic() - started
+
+    spec = load_spec(SPEC)
+    saved_model, examples = latest_pushed(workdir)
+    policy = LitePolicy(variants=("float32", "float16", "dynamic", "int8"), latency_calls=args.calls,
+                        max_accuracy_drop=spec.export.lite.max_accuracy_drop)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as scratch:
+        result = export_lite(saved_model, examples, Path(scratch) / "lite", policy, label=spec.data.label)
+    export_seconds = time.monotonic() - started
+
+    reference = result.reference
+    by_name = {m.name: m for m in result.variants}
+    ratios = [f"| {m.name} | {reference.latency_median_us / m.latency_median_us:.1f}x | "
+              f"{m.size_bytes / by_name['float32'].size_bytes:.3f} |" for m in result.variants]
+    best = max(reference.latency_median_us / m.latency_median_us for m in result.variants)
+    lines = [
+        "# LiteRT export: the digits CNN (pipelines/digits.toml)",
+        "",
+        f"Command: `.venv/bin/python bench/lite.py {' '.join(sys.argv[1:])}`; host: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} "
+        f"at the end; pipeline run {pipeline_seconds:.0f}s, conversion and measurement of four variants "
+        f"{export_seconds:.0f}s.",
+        "",
+        f"Eval split: {result.summary['eval_rows']} rows. Latency: one "
+        f"example per call, {args.calls} calls; LiteRT interpreter with 1 thread; the SavedModel row is its "
+        "`serving_raw` signature called eagerly from Python with ready-made tensors.",
+        "",
+        table(reference, result.variants),
+        "",
+        "| variant | SavedModel / variant median latency | size / float32 size |",
+        "|---|---|---|",
+        *ratios,
+        "",
+        f"Best LiteRT speed-up over the SavedModel: {best:.1f}x (goal >= {GOAL_RATIO:.0f}x: "
+        f"{'met' if best >= GOAL_RATIO else 'not met'}). Smallest of the four within the spec's "
+        f"max_accuracy_drop ({policy.max_accuracy_drop * 100:.1f} pp): {result.chosen.name}.",
+        "",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines))
+    print(f"written: {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Each variant next to the SavedModel on the eval split: metric, agreement, output gap, latency."""
+
+import dataclasses
+import time
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from keel.errors import ExportError
+from keel.export.mobile import MOBILE_INPUT, MOBILE_SIGNATURE, RAW_SIGNATURE
+from keel.signatures import OUTPUT_PROBABILITIES
+
+
+@dataclasses.dataclass
+class Measurement:
+    """One model's figures on the eval split (the SavedModel's, or a variant's)."""
+
+    name: str
+    accuracy: float
+    size_bytes: int | None = None
+    accuracy_drop: float = 0.0
+    agreement: float = 1.0
+    max_abs_diff: float = 0.0
+    latency_median_us: float = 0.0
+    latency_p99_us: float = 0.0
+    error: str | None = None
+    passed: bool = False
+    reasons: list[str] = dataclasses.field(default_factory=list)
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """sparse_categorical_accuracy over rows with a known label (index >= 0)."""
+    known = labels >= 0
+    return float(np.mean(np.argmax(probabilities[known], axis=-1) == labels[known])) if known.any() else 0.0
+
+
+def _latency_us(call, examples: list, repeats: int) -> tuple[float, float]:
+    """Median and p99 wall time of one-example calls, in microseconds, after one warm-up call.
+
+    `examples` are ready-made inputs of one example each, so only the call itself is timed.
+    """
+    call(examples[0])
+    times = []
+    for i in range(repeats):
+        example = examples[i % len(examples)]
+        started = time.perf_counter_ns()
+        call(example)
+        times.append((time.perf_counter_ns() - started) / 1000.0)
+    return float(np.median(times)), float(np.percentile(times, 99))
+
+
+def _one_row_each(rows: np.ndarray, repeats: int) -> list[np.ndarray]:
+    return [rows[i][np.newaxis, :] for i in range(min(repeats, len(rows)))]
+
+
+class LiteRunner:
+    """A LiteRT interpreter on one .tflite model, called through its `serving_mobile` signature."""
+
+    def __init__(self, content: bytes):
+        self.interpreter = Interpreter(model_content=content, num_threads=1)
+        self.runner = self.interpreter.get_signature_runner(MOBILE_SIGNATURE)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return self.runner(**{MOBILE_INPUT: rows})[OUTPUT_PROBABILITIES]
+
+
+def savedmodel_reference(loaded, records: list[bytes], rows: np.ndarray, labels: np.ndarray,
+                         signature, repeats: int) -> tuple[Measurement, np.ndarray]:
+    """The SavedModel's own figures: `serving_default` on the eval tf.Examples (what TF Serving
+    returns) for the metric, and `serving_raw` on one example at a time for latency."""
+    probabilities = loaded.signatures["serving_default"](examples=tf.constant(records))[OUTPUT_PROBABILITIES].numpy()
+    raw = loaded.signatures[RAW_SIGNATURE]
+    dtypes = {n: tf.as_dtype(d) for n, d in signature.raw_dtypes.items()}
+
+    examples = [{n: tf.constant(row[:, j], dtype=dtypes[n]) for j, n in enumerate(signature.columns)}
+                for row in _one_row_each(rows, repeats)]
+    median, p99 = _latency_us(lambda inputs: raw(**inputs), examples, repeats)
+    return Measurement("savedmodel", accuracy(probabilities, labels), latency_median_us=median,
+                       latency_p99_us=p99, passed=True), probabilities
+
+
+def measure_variant(name: str, content: bytes, rows: np.ndarray, labels: np.ndarray, reference: np.ndarray,
+                    reference_accuracy: float, repeats: int) -> Measurement:
+    """Runs `content` with LiteRT on every eval row and compares it with the SavedModel's outputs."""
+    try:
+        runner = LiteRunner(content)
+        probabilities = np.concatenate([runner(rows[i:i + 256]) for i in range(0, len(rows), 256)])
+        median, p99 = _latency_us(runner, _one_row_each(rows, repeats), repeats)
+    except (RuntimeError, ValueError) as e:
+        raise ExportError(f"{name}: the converted model does not run in LiteRT: {str(e).strip().splitlines()[0]}") \
+            from None
+    value = accuracy(probabilities, labels)
+    return Measurement(
+        name, value, size_bytes=len(content), accuracy_drop=reference_accuracy - value,
+        agreement=float(np.mean(np.argmax(probabilities, -1) == np.argmax(reference, -1))),
+        max_abs_diff=float(np.max(np.abs(probabilities - reference))),
+        latency_median_us=median, latency_p99_us=p99)

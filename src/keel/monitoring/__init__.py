@@ -1,0 +1,152 @@
+"""`keel monitor`: what production sees vs what training saw, with TFDV, from PredictionLog files.
+
+`monitor()` reads the request logs of one model version, computes their statistics with TFDV,
+finds the version's schema and training statistics through ML Metadata, and checks the schema
+(SERVING environment), skew (training vs serving) and drift (the window before `--since` vs the one
+after). With labels it also measures live accuracy against the eval accuracy. Thresholds come from
+the `[monitor]` section of the spec recorded with the newest run that trained or reused the model.
+"""
+
+import csv
+import dataclasses
+import datetime
+import logging
+from pathlib import Path
+
+import tensorflow_data_validation as tfdv
+
+from keel.monitoring import checks, logs
+from keel.monitoring.checks import Alert, Thresholds
+from keel.monitoring.lineage import training_lineage
+from keel.monitoring.logs import LogError
+from keel.monitoring.report import write_reports
+from keel.spec import MonitorSection
+
+
+@dataclasses.dataclass
+class MonitorReport:
+    summary: dict
+    alerts: list[Alert]
+    html: Path
+    json: Path
+
+    def render(self) -> str:
+        """The console summary: the window, each alert on one line, where the reports are."""
+        s = self.summary
+        window = s["window"]
+        previous = f"{s['previous_rows']} rows" if s["previous_rows"] else "none"
+        lines = [f"monitor of {s['model']} version {s['version']}: {s['rows']} rows in {s['requests']} requests "
+                 f"({window['from']} to {window['to']}); previous window: {previous}"]
+        if s.get("accuracy"):
+            a = s["accuracy"]
+            lines.append(f"  live accuracy {a['live']:.4f} on {a['labelled_rows']} labelled rows "
+                         f"(eval {a['eval']:.4f})")
+        for alert in self.alerts:
+            lines.append(f"  alert: {alert.feature}: {alert.kind}: {alert.description.strip()}")
+        lines.append(f"  {len(self.alerts)} alert(s); report: {self.html}, {self.json}")
+        return "\n".join(lines)
+
+
+def _iso(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _thresholds(spec: dict) -> Thresholds:
+    section = MonitorSection.model_validate(spec.get("monitor", {}))
+    return Thresholds(section.skew_threshold, section.drift_threshold, section.accuracy_drop)
+
+
+def _read_labels(path: Path) -> dict[str, str]:
+    try:
+        with open(path, newline="") as handle:
+            rows = [r for r in csv.reader(handle) if r]
+    except OSError as e:
+        raise LogError(f"--labels: cannot read {path}: {e.strerror}") from None
+    if rows and [c.strip() for c in rows[0]] == ["request_id", "label"]:
+        rows = rows[1:]
+    for number, row in enumerate(rows, 1):
+        if len(row) != 2:
+            raise LogError(f"--labels: {path}: row {number} has {len(row)} fields; expected request_id,label")
+    return {request_id.strip(): label.strip() for request_id, label in rows}
+
+
+def _accuracy(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_name: str):
+    from keel.summary import eval_metrics
+
+    joined = [(r.predicted, labels[r.request_id]) for r in rows if r.request_id in labels]
+    if not joined:
+        raise LogError(f"--labels: none of the {len(labels)} labels names a logged request id of this window")
+    if any(predicted is None for predicted, _ in joined):
+        raise LogError("--labels: the logged responses have no 'classes' output to compare labels with")
+    live = sum(p == label for p, label in joined) / len(joined)
+    metric = lineage.spec.get("eval", {}).get("metric", "sparse_categorical_accuracy")
+    evaluated = None
+    if lineage.evaluation_uri:
+        tf_log = logging.getLogger("tensorflow")
+        level = tf_log.level
+        tf_log.setLevel(logging.ERROR)  # TFMA's reader warns about its own use of a deprecated TF API
+        try:
+            evaluated = eval_metrics(lineage.evaluation_uri).get(metric)
+        finally:
+            tf_log.setLevel(level)
+    found = {"live": live, "labelled_rows": len(joined), "eval": evaluated, "metric": metric,
+             "max_drop": thresholds.accuracy_drop}
+    alerts = []
+    if evaluated is not None and live < evaluated - thresholds.accuracy_drop:
+        alerts.append(Alert(label_name, "accuracy", "LIVE_ACCURACY_LOW",
+                            f"live accuracy {live:.4f} on {len(joined)} labelled rows is more than "
+                            f"{thresholds.accuracy_drop:g} below the eval {metric} {evaluated:.4f}"))
+    return found, alerts
+
+
+def monitor(workdir: Path, log_dir: Path, out: Path, version: str | None = None, since: str | None = None,
+            labels: Path | None = None) -> MonitorReport:
+    """Checks the logged requests of one model version; writes out/report.html and out/report.json."""
+    start = logs.parse_since(since)
+    predicts = logs.read_predict_logs(log_dir)
+    models = sorted({p.model for p in predicts})
+    if len(models) != 1:
+        raise LogError(f"--logs: {log_dir} holds requests for {len(models)} models ({', '.join(models)}); "
+                       "give each model its own log directory")
+    logged_versions = sorted({p.version for p in predicts}, key=int)
+    version = version or logged_versions[-1]
+    predicts = [p for p in predicts if p.version == version]
+    if not predicts:
+        raise LogError(f"--model: no logged requests for version {version}; the logs hold versions "
+                       f"{', '.join(logged_versions)}")
+    current = [p for p in predicts if start is None or p.time >= start]
+    previous = [p for p in predicts if start is not None and p.time < start]
+    if not current:
+        raise LogError(f"--since: no logged requests for version {version} at or after {since}")
+
+    lineage = training_lineage(workdir, version)
+    schema = tfdv.load_schema_text(str(lineage.schema_file))
+    train = tfdv.load_stats_binary(str(lineage.train_statistics_file))
+    thresholds = _thresholds(lineage.spec)
+    rows = [row for p in current for row in logs.to_rows(p, schema)]
+    previous_rows = [row for p in previous for row in logs.to_rows(p, schema)]
+    serving = checks.statistics([r.example for r in rows])
+    before = checks.statistics([r.example for r in previous_rows]) if previous_rows else None
+    served = sorted(".".join(f.path.step) for f in serving.datasets[0].features)
+    alerts, skew, drift = checks.check(train, serving, before,
+                                       checks.monitoring_schema(schema, set(served), thresholds))
+    accuracy = None
+    if labels is not None:
+        label_name = lineage.spec.get("data", {}).get("label", "label")
+        accuracy, accuracy_alerts = _accuracy(rows, _read_labels(labels), lineage, thresholds, label_name)
+        alerts += accuracy_alerts
+
+    summary = {
+        "model": models[0], "version": version, "requests": len(current), "rows": len(rows),
+        "window": {"since": since, "from": _iso(current[0].time), "to": _iso(current[-1].time)},
+        "previous_rows": len(previous_rows),
+        "thresholds": dataclasses.asdict(thresholds),
+        "training_statistics": str(lineage.train_statistics_file), "schema": str(lineage.schema_file),
+        "served_features": served,
+        "features": {name: {k: v for k, v in (("skew", skew.get(name)), ("drift", drift.get(name))) if v}
+                     for name in served},
+        "alerts": [dataclasses.asdict(a) for a in alerts],
+        "accuracy": accuracy,
+    }
+    html_path, json_path = write_reports(Path(out), summary, train, serving)
+    return MonitorReport(summary, alerts, html_path, json_path)

@@ -1,0 +1,122 @@
+"""Reads PredictionLog TFRecord files (keel serve's or TF Serving's own) into tf.Example rows.
+
+A request to a signature taking serialized tf.Examples (`examples`) contributes those examples; a
+request with named dense inputs contributes one tf.Example per row, typed as the schema types the
+feature, with a missing value (NaN, "") as an empty list, which is how ExampleGen writes a missing
+CSV field, so serving and training statistics count missing values the same way.
+"""
+
+import dataclasses
+import datetime
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import message
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from keel.errors import KeelError
+
+
+class LogError(KeelError):
+    """The request logs are missing, unreadable or hold nothing to monitor."""
+
+
+@dataclasses.dataclass
+class LoggedRow:
+    request_id: str   # the request's id, with "/N" for row N of a request of several rows
+    time: float
+    version: str
+    example: bytes    # a serialized tf.Example
+    predicted: str | None
+
+
+@dataclasses.dataclass
+class LoggedPredict:
+    request_id: str
+    time: float
+    model: str
+    version: str
+    inputs: dict[str, np.ndarray]
+    classes: np.ndarray | None
+
+
+def parse_since(text: str | None) -> float | None:
+    """An ISO 8601 time (UTC unless it says otherwise) as seconds since the epoch."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise LogError(f"--since: {text!r} is not an ISO 8601 time (e.g. 2026-12-01T09:30:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+def read_predict_logs(directory: Path) -> list[LoggedPredict]:
+    """Every PredictLog record in the files of `directory`, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise LogError(f"--logs: {directory} is not a directory")
+    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise LogError(f"--logs: {directory} holds no log files")
+    found = []
+    for path in files:
+        try:
+            records = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
+        except tf.errors.DataLossError:
+            raise LogError(f"--logs: {path} is not a TFRecord file of PredictionLog protos") from None
+        for data in records:
+            try:
+                record = prediction_log_pb2.PredictionLog.FromString(data)
+            except message.DecodeError:
+                raise LogError(f"--logs: {path} holds records that are not PredictionLog protos") from None
+            if record.WhichOneof("log_type") != "predict_log":
+                continue
+            request, response = record.predict_log.request, record.predict_log.response
+            spec = request.model_spec if request.model_spec.name else record.log_metadata.model_spec
+            classes = response.outputs.get("classes")
+            found.append(LoggedPredict(
+                request_id=request.client_id.decode("utf-8", "replace"),
+                time=float(record.log_metadata.timestamp_secs), model=spec.name, version=str(spec.version.value),
+                inputs={name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()},
+                classes=tf.make_ndarray(classes) if classes is not None else None))
+    if not found:
+        raise LogError(f"--logs: the {len(files)} file(s) in {directory} hold no PredictLog records")
+    return sorted(found, key=lambda p: p.time)
+
+
+def to_rows(predict: LoggedPredict, schema: schema_pb2.Schema) -> list[LoggedRow]:
+    """One LoggedRow per example in a logged request."""
+    if set(predict.inputs) == {"examples"}:
+        examples = [bytes(e) for e in predict.inputs["examples"].reshape(-1)]
+    else:
+        types = {f.name: f.type for f in schema.feature}
+        columns = {name: values.reshape(len(values), -1) for name, values in predict.inputs.items()}
+        count = len(next(iter(columns.values())))
+        examples = [_example({n: c[i] for n, c in columns.items()}, types).SerializeToString() for i in range(count)]
+    classes = [c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c)
+               for c in predict.classes.reshape(-1)] if predict.classes is not None else [None] * len(examples)
+    single = len(examples) == 1
+    return [LoggedRow(predict.request_id if single else f"{predict.request_id}/{i}", predict.time, predict.version,
+                      example, classes[i] if i < len(classes) else None)
+            for i, example in enumerate(examples)]
+
+
+def _example(values: dict[str, np.ndarray], types: dict) -> tf.train.Example:
+    example = tf.train.Example()
+    for name, value in values.items():
+        feature = example.features.feature[name]
+        kind = types.get(name)
+        if value.dtype == object or kind == schema_pb2.BYTES:
+            items = [v if isinstance(v, bytes) else str(v).encode() for v in value.tolist()]
+            feature.bytes_list.value.extend(v for v in items if v != b"")
+        elif kind == schema_pb2.INT or (kind is None and np.issubdtype(value.dtype, np.integer)):
+            feature.int64_list.value.extend(int(v) for v in value.tolist() if not math.isnan(v))
+        else:
+            feature.float_list.value.extend(float(v) for v in value.tolist() if not math.isnan(v))
+    return example

@@ -1,0 +1,89 @@
+"""Compiles a spec's pipeline for Vertex AI Pipelines or Kubeflow Pipelines (v2 IR), offline.
+
+The same DAG as a local run (keel.pipeline.create_pipeline) with cloud paths: artifacts and pushed
+models under `[cloud] pipeline_root`, data from `[cloud] data` (or a gs:// `data.source`), every
+component in `[cloud] image`, Beam options from `[beam]` (Dataflow for data that outgrows one
+machine), and for Vertex the Trainer as a Vertex AI custom training job on `[cloud.trainer]`'s
+machine, TPU or GPUs.
+"""
+
+import dataclasses
+from pathlib import Path
+
+from keel.errors import SpecError
+from keel.spec import Spec
+
+TARGETS = ("vertex", "kubeflow")
+
+
+def vertex_trainer(spec: Spec):
+    """The Vertex AI Trainer component class and the custom_config keys that place it on its machine."""
+    from tfx import v1 as tfx
+    from tfx.extensions.google_cloud_ai_platform import constants
+    from tfx.extensions.google_cloud_ai_platform.trainer.executor import TRAINING_ARGS_KEY
+
+    trainer = spec.cloud.trainer
+    machine = {"machine_type": trainer.machine_type}
+    if trainer.accelerator_type:
+        machine["accelerator_type"] = trainer.accelerator_type
+        machine["accelerator_count"] = trainer.accelerator_count or 1
+    if trainer.tpu_topology:
+        machine["tpu_topology"] = trainer.tpu_topology
+    training_args = {
+        "project": spec.cloud.project,
+        "worker_pool_specs": [{"machine_spec": machine, "replica_count": 1,
+                               "container_spec": {"image_uri": spec.cloud.image}}],
+    }
+    return tfx.extensions.google_cloud_ai_platform.Trainer, {
+        constants.ENABLE_VERTEX_KEY: True,
+        constants.VERTEX_REGION_KEY: spec.cloud.region,
+        TRAINING_ARGS_KEY: training_args,
+    }
+
+
+def _cloud_source(spec: Spec):
+    from keel.data import DataSource, _kind_of
+
+    name = spec.path.name
+    location = spec.cloud.data or (spec.data.source if spec.data.source.startswith("gs://") else None)
+    if location is None:
+        raise SpecError(f"{name}: cloud.data: required to compile {spec.data.source!r} for the cloud; "
+                        "expected the gs:// folder or file pattern the data was copied to")
+    if location.endswith("/"):
+        kind = "tfrecord" if spec.data.source.lower().endswith((".tfrecord", ".gz")) else "csv"
+        return DataSource(kind, location.rstrip("/"), "*", [])
+    base, _, pattern = location.rpartition("/")
+    return DataSource(_kind_of(pattern), base, pattern, [])
+
+
+def check_cloud_spec(spec: Spec, target: str) -> None:
+    """Raises SpecError (one line per problem) when `[cloud]` lacks what compiling for `target` needs."""
+    if target not in TARGETS:
+        raise SpecError(f"--target: got {target!r}; expected one of: {', '.join(TARGETS)}")
+    name = spec.path.name
+    needed = ["pipeline_root", "image", "module"] + (["project"] if target == "vertex" else [])
+    problems = [f"{name}: cloud.{key}: required to compile for {target}" for key in needed
+                if not getattr(spec.cloud, key)]
+    trainer = spec.cloud.trainer
+    if trainer.accelerator_count and not trainer.accelerator_type:
+        problems.append(f"{name}: cloud.trainer.accelerator_count: set, but cloud.trainer.accelerator_type is not")
+    if problems:
+        raise SpecError("\n".join(problems))
+
+
+def compile_pipeline(spec: Spec, target: str, output: Path) -> Path:
+    """Writes the pipeline's Kubeflow v2 IR (what Vertex AI and Kubeflow Pipelines run) to `output`."""
+    check_cloud_spec(spec, target)
+    source = _cloud_source(spec)
+    from tfx import v1 as tfx
+
+    from keel.pipeline import create_pipeline
+
+    pipeline = create_pipeline(spec, source, None, target=target)
+    output = Path(output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=spec.cloud.image),
+        output_dir=str(output.parent), output_filename=output.name)
+    runner.run(pipeline, write_out=True)
+    return output

@@ -1,0 +1,132 @@
+"""Request logs in TF Serving's own format: PredictionLog protos in TFRecord files.
+
+Each sampled request becomes one `tensorflow.serving.PredictionLog` with the PredictRequest (model
+name, version, signature, input tensors) and the PredictResponse. `log_metadata.timestamp_secs` is
+the request's time, and the request id is `PredictRequest.client_id`, the field TF Serving clients
+use to identify themselves, so labels can be joined to requests later. Files are named
+`prediction_log-<UTC start>-<pid>-<n>.tfrecord` and rotated when one reaches `max_bytes`; a
+writer thread does the encoding and writing so requests never wait on the disk.
+"""
+
+import dataclasses
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+log = logging.getLogger("keel.serve")
+
+FILE_GLOB = "prediction_log-*.tfrecord"
+
+
+@dataclasses.dataclass
+class LoggedRequest:
+    request_id: str
+    time: float
+    model: str
+    version: str
+    signature: str
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+def to_prediction_log(entry: LoggedRequest) -> prediction_log_pb2.PredictionLog:
+    """The PredictionLog proto TF Serving's request logger would write for `entry`."""
+    record = prediction_log_pb2.PredictionLog()
+    meta = record.log_metadata
+    meta.model_spec.name = entry.model
+    meta.model_spec.version.value = int(entry.version)
+    meta.model_spec.signature_name = entry.signature
+    meta.saved_model_tags.append("serve")
+    meta.timestamp_secs = int(entry.time)
+    request = record.predict_log.request
+    request.model_spec.CopyFrom(meta.model_spec)
+    request.client_id = entry.request_id.encode()
+    for name, values in entry.inputs.items():
+        _fill_tensor(request.inputs[name], values)
+    response = record.predict_log.response
+    response.model_spec.CopyFrom(meta.model_spec)
+    for name, values in entry.outputs.items():
+        _fill_tensor(response.outputs[name], values)
+    return record
+
+
+def _fill_tensor(proto, values: np.ndarray) -> None:
+    """Writes `values` into a TensorProto as tf.make_tensor_proto would, at a fraction of its cost."""
+    for size in values.shape:
+        proto.tensor_shape.dim.add(size=size)
+    if values.dtype == object:
+        proto.dtype = tf.string.as_datatype_enum
+        proto.string_val.extend(values.reshape(-1).tolist())
+    else:
+        proto.dtype = tf.as_dtype(values.dtype).as_datatype_enum
+        proto.tensor_content = np.ascontiguousarray(values).tobytes()
+
+
+class RequestLogWriter:
+    """Writes a sampled share of requests as PredictionLog TFRecords under `directory`."""
+
+    def __init__(self, directory: Path, sample_rate: float = 1.0, max_bytes: int = 64 << 20):
+        self.directory = Path(directory)
+        self.sample_rate = sample_rate
+        self.max_bytes = max_bytes
+        self.written = 0
+        self._queue: queue.Queue[LoggedRequest | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._write_all, name="keel-request-log", daemon=True)
+        self._file_number = 0
+        self._writer = None
+        self._bytes = 0
+
+    def start(self) -> None:
+        if self.sample_rate > 0:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._thread.start()
+
+    def add(self, entry: LoggedRequest) -> None:
+        """Queues `entry` for writing if it falls in the sample."""
+        if self.sample_rate >= 1 or random.random() < self.sample_rate:
+            self._queue.put(entry)
+
+    def close(self) -> None:
+        """Writes what is queued, then closes the current file."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _open(self) -> None:
+        self._file_number += 1
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = self.directory / f"prediction_log-{stamp}-{os.getpid()}-{self._file_number:05d}.tfrecord"
+        self._writer = tf.io.TFRecordWriter(str(path))
+        self._bytes = 0
+
+    def _write_all(self) -> None:
+        while True:
+            entry = self._queue.get()
+            if entry is None:
+                break
+            try:
+                self._write(entry)
+            except Exception:  # a logging failure must not take the server down; it is reported in its log
+                log.exception("could not write the request log record for %s", entry.request_id)
+            if self._queue.empty() and self._writer is not None:
+                self._writer.flush()
+        if self._writer is not None:
+            self._writer.close()
+
+    def _write(self, entry: LoggedRequest) -> None:
+        data = to_prediction_log(entry).SerializeToString()
+        if self._writer is None or self._bytes + len(data) > self.max_bytes and self._bytes > 0:
+            if self._writer is not None:
+                self._writer.close()
+            self._open()
+        self._writer.write(data)
+        self._bytes += len(data) + 16  # TFRecord framing: length, two CRCs
+        self.written += 1

@@ -1,0 +1,7 @@
+"""Where and how the Trainer trains: distribution strategy, XLA choice and precision policy.
+
+- `strategy`: `train.accelerator` / `train.tpu` -> a tf.distribute strategy (TPU, several GPUs,
+  several workers, or the default one) and its replica count.
+- `jit`: `train.jit_compile` -> XLA on or off; "auto" times both on the real model and input.
+- `precision`: `train.precision` -> a Keras dtype policy, with a default per device.
+"""

@@ -1,0 +1,88 @@
+"""`keel compile`: the local DAG as Kubeflow v2 IR for Vertex AI (TPU trainer, Dataflow) or Kubeflow."""
+
+import json
+
+import pytest
+
+from conftest import REPO, keel
+from keel.errors import SpecError
+from keel.runners.vertex import compile_pipeline
+from keel.spec import load_spec
+
+LOCAL_NODES = {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
+               "Evaluator", "Pusher"}
+CLOUD = """
+[beam]
+runner = "DataflowRunner"
+args = ["--max_num_workers=8"]
+
+[cloud]
+project = "my-project"
+pipeline_root = "gs://my-bucket/keel"
+image = "us-docker.pkg.dev/my-project/keel/keel:1.16"
+data = "gs://my-bucket/data/taxi/"
+module = "/pipeline/models/tabular.py"
+trainer = { machine_type = "ct5lp-hightpu-4t", tpu_topology = "2x2" }
+"""
+
+
+def taxi_spec(tmp_path, cloud: str = CLOUD):
+    text = (REPO / "pipelines" / "taxi.toml").read_text().replace("../models/", str(REPO / "models") + "/")
+    path = tmp_path / "taxi.toml"
+    path.write_text(text + cloud)
+    return load_spec(path, check_files=False)
+
+
+@pytest.fixture(scope="module")
+def vertex_ir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("vertex")
+    output = compile_pipeline(taxi_spec(directory), "vertex", directory / "pipeline.json")
+    return json.loads(output.read_text())["pipelineSpec"]
+
+
+def test_every_local_component_is_in_the_vertex_pipeline(vertex_ir):
+    tasks = vertex_ir["root"]["dag"]["tasks"]
+    assert LOCAL_NODES <= set(tasks)
+    assert "DataGate" in tasks["Transform"]["dependentTasks"]  # bad data still stops the run before Transform
+
+
+def test_the_trainer_is_a_vertex_job_on_a_tpu(vertex_ir):
+    executor = vertex_ir["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
+    assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in executor["args"]
+    config = json.loads(vertex_ir["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"][
+        "runtimeValue"]["constantValue"]["stringValue"])
+    pool = config["ai_platform_training_args"]["worker_pool_specs"][0]
+    assert pool["machine_spec"] == {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "2x2"}
+    assert pool["container_spec"]["image_uri"] == "us-docker.pkg.dev/my-project/keel/keel:1.16"
+    assert config["ai_platform_enable_vertex"] is True and config["module"] == "/pipeline/models/tabular.py"
+
+
+def test_data_components_run_on_dataflow(vertex_ir):
+    executors = vertex_ir["deploymentSpec"]["executors"]
+    for node in ["CsvExampleGen", "StatisticsGen", "Transform", "Evaluator"]:
+        args = executors[f"{node}_executor"]["container"]["args"]
+        assert "--runner=DataflowRunner" in args and "--max_num_workers=8" in args, node
+        assert "--temp_location=gs://my-bucket/keel/beam-tmp" in args, node
+
+
+def test_kubeflow_target_keeps_the_trainer_in_the_pipeline_image(tmp_path):
+    output = compile_pipeline(taxi_spec(tmp_path), "kubeflow", tmp_path / "kfp.json")
+    spec = json.loads(output.read_text())["pipelineSpec"]
+    assert LOCAL_NODES <= set(spec["root"]["dag"]["tasks"])
+    args = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]["args"]
+    assert "tfx.components.trainer.executor.GenericExecutor" in args
+
+
+def test_missing_cloud_settings_are_one_line_errors(tmp_path):
+    with pytest.raises(SpecError) as caught:
+        compile_pipeline(taxi_spec(tmp_path, cloud=""), "vertex", tmp_path / "p.json")
+    assert str(caught.value).splitlines() == [
+        "taxi.toml: cloud.pipeline_root: required to compile for vertex",
+        "taxi.toml: cloud.image: required to compile for vertex",
+        "taxi.toml: cloud.module: required to compile for vertex",
+        "taxi.toml: cloud.project: required to compile for vertex",
+    ]
+    spec = tmp_path / "taxi.toml"
+    result = keel("compile", spec, "--output", tmp_path / "p.json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: taxi.toml: cloud.pipeline_root: required")

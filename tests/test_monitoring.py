@@ -1,0 +1,119 @@
+"""`keel monitor` on request logs written by a real `keel serve`: clean traffic, shifted traffic, labels."""
+
+import csv
+import datetime
+import json
+import math
+import shutil
+import time
+
+import pytest
+
+from conftest import keel
+from keel.monitoring import monitor
+from keel.monitoring.logs import LogError
+from serving_helpers import FEATURES, Server, eval_examples, instance, label, serving_copy, wait_for_logged
+
+
+class Traffic:
+    """Eval rows sent one request each, then the same rows with body_mass_g x1.5 and a new island."""
+
+    def __init__(self, workdir, root):
+        self.root = root
+        server = Server(serving_copy(workdir, root / "work"), root / "logs")
+        examples = eval_examples(workdir)
+        try:
+            self.clean_ids = [self._send(server, instance(e, FEATURES)) for e in examples]
+            self.labels = {i: label(e) for i, e in zip(self.clean_ids, examples)}
+            wait_for_logged(server.log_dir, len(examples))
+            self.clean_logs = root / "clean-logs"
+            shutil.copytree(server.log_dir, self.clean_logs)
+            boundary = math.floor(time.time()) + 1  # logs keep whole seconds
+            time.sleep(max(0.0, boundary - time.time()))
+            self.since = datetime.datetime.fromtimestamp(boundary, datetime.timezone.utc).isoformat()
+            for i, e in enumerate(examples):
+                row = instance(e, FEATURES)
+                if row["body_mass_g"] is not None:
+                    row["body_mass_g"] *= 1.5
+                if i % 2 == 0:
+                    row["island"] = "Atlantis"
+                self._send(server, row)
+        finally:
+            self.stopped = server.stop()
+        self.logs = server.log_dir
+
+    @staticmethod
+    def _send(server, row) -> str:
+        response = server.predict({"instances": [row]})
+        assert response.status_code == 200, response.text
+        return response.headers["x-request-id"]
+
+
+@pytest.fixture(scope="module")
+def traffic(penguin_runs, tmp_path_factory):
+    return Traffic(penguin_runs.workdir, tmp_path_factory.mktemp("monitor"))
+
+
+def write_labels(path, labels: dict):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["request_id", "label"])
+        writer.writerows(labels.items())
+    return path
+
+
+def test_eval_rows_raise_no_alert(penguin_runs, traffic):
+    out = traffic.root / "clean-report"
+    result = monitor(penguin_runs.workdir, traffic.clean_logs, out,
+                     labels=write_labels(traffic.root / "labels.csv", traffic.labels))
+    assert result.alerts == []
+    report = json.loads((out / "report.json").read_text())
+    assert report["alerts"] == []
+    assert report["rows"] == report["requests"] == len(traffic.clean_ids)
+    assert sorted(report["served_features"]) == sorted(FEATURES)
+    assert all(report["features"][f]["skew"]["value"] < report["thresholds"]["skew"] for f in FEATURES)
+    assert report["accuracy"]["labelled_rows"] == len(traffic.labels)
+    assert report["accuracy"]["live"] >= report["accuracy"]["eval"] - 0.05
+    page = (out / "report.html").read_text()
+    assert "0 alert(s)" in page and all(f"<h3>{f}</h3>" in page for f in FEATURES)
+    assert "0 alert(s)" in result.render()
+
+
+def test_shifted_traffic_raises_alerts_naming_exactly_the_shifted_features(penguin_runs, traffic):
+    out = traffic.root / "shifted-report"
+    result = keel("monitor", "--workdir", penguin_runs.workdir, "--logs", traffic.logs, "--since", traffic.since,
+                  "--out", out, timeout=300)
+    assert result.returncode == 3, result.stdout + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert {a["feature"] for a in report["alerts"]} == {"body_mass_g", "island"}
+    kinds = {(a["feature"], a["kind"]) for a in report["alerts"]}
+    assert {("body_mass_g", "skew"), ("body_mass_g", "drift"), ("island", "skew"), ("island", "drift"),
+            ("island", "schema")} <= kinds
+    assert any("Atlantis" in a["description"] for a in report["alerts"] if a["kind"] == "schema")
+    assert report["requests"] == report["previous_rows"] == len(traffic.clean_ids)
+    assert "alert: body_mass_g: skew:" in result.stdout and "alert: island: schema:" in result.stdout
+    page = (out / "report.html").read_text()
+    assert '<div class="feature flagged"><h3>body_mass_g</h3>' in page
+    assert '<div class="feature"><h3>bill_length_mm</h3>' in page
+
+
+def test_wrong_labels_raise_a_live_accuracy_alert(penguin_runs, traffic):
+    others = {"Adelie": "Gentoo", "Gentoo": "Chinstrap", "Chinstrap": "Adelie"}
+    wrong = {i: others[species] for i, species in traffic.labels.items()}
+    report = monitor(penguin_runs.workdir, traffic.clean_logs, traffic.root / "wrong-labels",
+                     labels=write_labels(traffic.root / "wrong.csv", wrong))
+    assert [(a.feature, a.kind) for a in report.alerts] == [("species", "accuracy")]
+    assert report.summary["accuracy"]["live"] < 0.5
+
+
+def test_monitor_errors_name_what_is_wrong(penguin_runs, traffic, tmp_path):
+    with pytest.raises(LogError, match="--logs: .* is not a directory"):
+        monitor(penguin_runs.workdir, tmp_path / "nothing", tmp_path / "out")
+    with pytest.raises(LogError, match="--model: no logged requests for version 7"):
+        monitor(penguin_runs.workdir, traffic.logs, tmp_path / "out", version="7")
+    with pytest.raises(LogError, match="--since: 'yesterday' is not an ISO 8601 time"):
+        monitor(penguin_runs.workdir, traffic.logs, tmp_path / "out", since="yesterday")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("not a log")
+    with pytest.raises(LogError, match="1 file.* in .*junk hold no PredictLog records"):
+        monitor(penguin_runs.workdir, tmp_path / "junk", tmp_path / "out")

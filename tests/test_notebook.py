@@ -1,0 +1,31 @@
+"""notebooks/colab_tpu.ipynb, executed top to bottom by nbclient on this machine's CPU, so it cannot rot."""
+
+import nbformat
+from nbclient import NotebookClient
+
+from conftest import REPO
+
+NOTEBOOK = REPO / "notebooks" / "colab_tpu.ipynb"
+
+
+def _text(cell) -> str:
+    return "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
+                   for o in cell.get("outputs", []))
+
+
+def test_colab_notebook_runs_the_pipeline_on_cpu(tmp_path, monkeypatch):
+    # The kernel inherits these: keel's checkout (no clone, no install), a scratch workdir, few steps.
+    monkeypatch.setenv("KEEL_DIR", str(REPO))
+    monkeypatch.setenv("KEEL_NOTEBOOK_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("KEEL_NOTEBOOK_STEPS", "120")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    out = "\n".join(_text(c) for c in notebook.cells if c.cell_type == "code")
+    assert "keel is installed already; nothing to install" in out
+    assert "steps = 120" in out
+    assert "blessed: yes" in out
+    assert "training: default strategy on 1 CPU replica, float32, global batch 32; XLA " in out
+    assert (tmp_path / "work" / "metadata.sqlite").is_file()
+    assert any((tmp_path / "work" / "serving" / "penguin").iterdir())

@@ -1,0 +1,202 @@
+"""Training placement, XLA choice and precision: real strategies, real probes, real pipeline runs."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, penguin_spec, pushed_versions
+from keel.errors import AcceleratorError, SpecError
+from keel.spec import parse_spec
+from keel.training.jit import ModeTiming, choose_jit, faster
+from keel.training.precision import dtype_policy, resolve_precision
+from keel.training.record import read_training_record
+from keel.training.strategy import local_tpu_devices, resolve_strategy
+
+# Logical devices must be configured before TensorFlow initialises its devices: its own process.
+TWO_LOGICAL_CPUS = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from keel.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_mirrored_strategy_over_two_logical_cpus_trains_penguin_to_the_bar(tmp_path):
+    spec = penguin_spec(tmp_path, steps=150, threshold=0.9)
+    spec.write_text(spec.read_text().replace("batch_size = 32", 'batch_size = 16\naccelerator = "cpu"'))
+    workdir = tmp_path / "work"
+    run = subprocess.run([sys.executable, "-c", TWO_LOGICAL_CPUS, "run", str(spec), "--workdir", str(workdir)],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "training: MirroredStrategy on 2 CPU replicas, float32, global batch 32" in run.stdout
+    assert "blessed: yes" in run.stdout
+    accuracy = float(re.search(r"eval: sparse_categorical_accuracy ([0-9.]+)", run.stdout).group(1))
+    assert accuracy >= 0.9
+
+    model_uri = next((workdir / "pipeline" / "Trainer" / "model").iterdir())
+    record = read_training_record(str(model_uri))
+    assert record["placement"] == {"strategy": "MirroredStrategy", "device": "cpu", "replicas": 2}
+    assert record["global_batch_size"] == 32
+    # XLA cannot place a step whose variables live on two logical CPU devices (XLA known issue
+    # "tf.Variable on a different device"), so the probe falls back to graph mode and says why.
+    assert record["jit"]["jit_compile"] is False and "graph" in record["jit"]["probe"]
+    assert record["jit"]["reason"].startswith("XLA cannot compile the model: Trying to access resource")
+    model_run = json.loads(next((workdir / "pipeline" / "Trainer" / "model_run").glob("*/training.json")).read_text())
+    assert model_run["placement"] == record["placement"] and model_run["jit"] == record["jit"]
+
+    pushed = pushed_versions(workdir)[-1]
+    assert json.loads((Path(pushed) / "assets.extra" / "keel_training.json").read_text()) == record
+    served = tf.saved_model.load(pushed).signatures["serving_default"]
+    records = [r.numpy() for r in tf.data.TFRecordDataset(
+        sorted(workdir.glob("pipeline/CsvExampleGen/examples/*/Split-eval/*.gz")), compression_type="GZIP")]
+    probabilities = served(examples=tf.constant(records))["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def _tiny_model(jit: bool) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(16,))
+    hidden = keras.layers.Dense(64, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
+    return model
+
+
+def _tiny_dataset() -> tf.data.Dataset:
+    x = np.random.default_rng(0).normal(size=(256, 16)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 0).astype("int64"))).batch(32).repeat()
+
+
+def test_auto_jit_times_both_modes_and_picks_the_faster_over_the_planned_steps():
+    planned = 500
+    choice = choose_jit("auto", _tiny_model, _tiny_dataset, planned)
+    graph, xla = choice.probe
+    assert (graph.jit_compile, xla.jit_compile) == (False, True)
+    # XLA's compilation is a fixed cost, counted apart from the steady step.
+    assert xla.fixed_s > xla.step_s > 0 and graph.step_s > 0
+    assert choice.jit_compile == (xla.predicted_s(planned) < graph.predicted_s(planned))
+    assert choice.as_dict()["probe"]["xla"] == {
+        "fixed_s": round(xla.fixed_s, 4), "step_ms": round(xla.step_s * 1000, 4),
+        "predicted_s": round(xla.predicted_s(planned), 3)}
+    assert re.fullmatch(r"(XLA|graph mode) measured [0-9.]+x faster over 500 steps", choice.reason)
+
+
+def test_the_choice_weighs_compile_time_against_the_planned_steps():
+    graph = ModeTiming(False, fixed_s=0.5, step_s=0.002)
+    xla = ModeTiming(True, fixed_s=3.0, step_s=0.001)
+    assert faster(graph, xla, 100) is graph  # few steps: XLA's compilation does not pay off
+    assert faster(graph, xla, 10_000) is xla  # many steps: the faster step wins
+
+
+def test_fixed_settings_and_tpus_skip_the_probe():
+    def never(_):
+        raise AssertionError("a fixed setting must not probe")
+
+    assert choose_jit(True, never, never, 100).as_dict() == {
+        "jit_compile": True, "setting": True, "reason": "set in the spec", "planned_steps": 100}
+    assert choose_jit(False, never, never, 100).jit_compile is False
+    on_tpu = choose_jit(False, never, never, 100, on_tpu=True)
+    assert on_tpu.jit_compile is True and on_tpu.reason.startswith("TPU")
+
+
+def test_asking_for_a_tpu_where_there_is_none_fails_at_once():
+    assert not local_tpu_devices(), "this test needs a machine without a TPU"
+    started = time.monotonic()
+    with pytest.raises(AcceleratorError, match=r"^train.accelerator = 'tpu': this machine has no TPU"):
+        resolve_strategy("tpu", "local")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(AcceleratorError, match=rf"^train.tpu = 'grpc://127.0.0.1:{port}': no TPU answers"):
+        resolve_strategy("tpu", f"grpc://127.0.0.1:{port}")
+    assert time.monotonic() - started < 15
+
+
+def test_keel_run_asking_for_a_tpu_exits_2_before_running_anything(tmp_path):
+    spec = penguin_spec(tmp_path, extra="")
+    spec.write_text(spec.read_text().replace("batch_size = 32", 'batch_size = 32\naccelerator = "tpu"'))
+    run = subprocess.run([sys.executable, "-m", "keel.cli", "run", str(spec), "--workdir", str(tmp_path / "w")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "error: train.accelerator = 'tpu': this machine has no TPU (no /dev/accel* or /dev/vfio/N device); run on "
+        "a TPU VM, set train.tpu to a TPU name or grpc://HOST:PORT, or use accelerator = 'auto'"]
+    assert not (tmp_path / "w" / "pipeline").exists()
+
+
+def test_auto_on_this_machine_is_the_default_strategy_on_the_cpu():
+    placement = resolve_strategy("auto")
+    assert placement.as_dict() == {"strategy": "default strategy", "device": "cpu", "replicas": 1}
+    with pytest.raises(AcceleratorError, match="TensorFlow sees no GPU"):
+        resolve_strategy("gpu")
+
+
+def test_tf_config_selects_multi_worker_mirrored_strategy(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}})
+    script = textwrap.dedent("""
+        import json
+        from keel.training.strategy import resolve_strategy
+        print(json.dumps(resolve_strategy("auto").as_dict()))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "TF_CONFIG": tf_config})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == {
+        "strategy": "MultiWorkerMirroredStrategy", "device": "cpu", "replicas": 1}
+
+
+def test_precision_defaults_per_device_and_builds_under_the_policy():
+    assert resolve_precision("auto", "cpu") == "float32"
+    assert resolve_precision("auto", "tpu") == "mixed_bfloat16"
+    assert resolve_precision("mixed_float16", "cpu") == "mixed_float16"
+    before = keras.config.dtype_policy().name
+    with dtype_policy("mixed_bfloat16"):
+        layer = keras.layers.Dense(4)
+        layer.build((None, 8))
+    assert (layer.compute_dtype, layer.kernel.dtype) == ("bfloat16", "float32")
+    assert keras.config.dtype_policy().name == before
+
+
+def _train_spec(train: str):
+    return parse_spec(f"""
+[pipeline]
+name = "p"
+[data]
+source = "builtin:penguins"
+label = "species"
+[model]
+module = "m.py"
+[train]
+{train}
+""", REPO / "bad.toml")
+
+
+def test_spec_train_keys_have_defaults_and_clear_errors():
+    assert {k: v for k, v in _train_spec("").resolved()["train"].items()
+            if k in ("jit_compile", "accelerator", "tpu", "precision")} == {
+        "jit_compile": "auto", "accelerator": "auto", "tpu": "local", "precision": "auto"}
+    assert _train_spec("jit_compile = false").train.jit_compile is False
+    with pytest.raises(SpecError) as error:
+        _train_spec('jit_compile = "yes"\naccelerator = "tp"\nprecision = "bf16"')
+    assert str(error.value).splitlines() == [
+        "bad.toml: train.jit_compile: got 'yes'; input should be \"auto\", true or false",
+        "bad.toml: train.accelerator: got 'tp'; input should be 'auto', 'cpu', 'gpu' or 'tpu'",
+        "bad.toml: train.precision: got 'bf16'; input should be 'auto', 'float32', 'mixed_bfloat16' or "
+        "'mixed_float16'",
+    ]
