@@ -1,5 +1,6 @@
 """Where a spec's data lives: builtin data sets, CSV files and TFRecord files of tf.Example."""
 
+import codecs
 import csv
 import dataclasses
 import glob
@@ -42,11 +43,15 @@ def _kind_of(path: str) -> str:
 def _csv_header(path: Path) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f), None)
+            rows = csv.reader(f)
+            header = next(rows, None)
+            first_row = next(rows, None)
     except UnicodeDecodeError:
         raise SpecError(f"data.source: {path} is not UTF-8 text") from None
     if not header:
         raise SpecError(f"data.source: {path} is empty; expected a header row and data rows")
+    if first_row is None:
+        raise SpecError(f"data.source: {path} has a header but no data rows")
     return [c.strip() for c in header]
 
 
@@ -136,7 +141,8 @@ def prepare_source(spec, workdir: Path, span: int | None = None) -> tuple[DataSo
     if source.has_span:
         source, files = select_span(source, span)
         return source, {"source": spec.data.source, "span": source.span,
-                        "files": [{"path": str(f), "sha256": _sha256(f)} for f in files]}
+                        "files": [{"path": str(f), "sha256": _sha256(f, utf8=source.kind == "csv")}
+                                  for f in files]}
     if source.builtin:
         record = datasets.materialise(source.builtin, workdir / "data" / source.builtin)
         source = dataclasses.replace(source, input_base=Path(record["file"]).parent)
@@ -144,12 +150,34 @@ def prepare_source(spec, workdir: Path, span: int | None = None) -> tuple[DataSo
                         "origin": record}
     files = sorted(Path(p) for p in glob.glob(str(source.input_base / source.pattern)) if Path(p).is_file())
     return source, {"source": spec.data.source,
-                    "files": [{"path": str(f), "sha256": _sha256(f)} for f in files]}
+                    "files": [{"path": str(f), "sha256": _sha256(f, utf8=source.kind == "csv")} for f in files]}
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, utf8: bool = False) -> str:
+    """The file's sha256; with `utf8`, also checks in the same pass that all of it is UTF-8 text.
+
+    ExampleGen would fail deep inside Beam on a stray byte; this names the file, line and byte instead.
+    """
     h = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line = 0, 1
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as e:
+                    at = offset + e.start
+                    line += chunk[:e.start].count(b"\n")
+                    raise SpecError(f"data.source: {path} is not UTF-8 text: byte {e.object[e.start]:#04x} at "
+                                    f"offset {at} (line {line}); re-encode the file as UTF-8") from None
+                offset += len(chunk)
+                line += chunk.count(b"\n")
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise SpecError(f"data.source: {path} is not UTF-8 text: it ends inside a multi-byte character") \
+                from None
     return h.hexdigest()

@@ -154,3 +154,28 @@ def run_of(store, execution) -> metadata_store_pb2.Context | None:
     """The pipeline_run context an execution belongs to."""
     return next((c for c in store.get_contexts_by_execution(execution.id)
                  if _type_name(store, c) == "pipeline_run"), None)
+
+
+def close_interrupted(store) -> list[str]:
+    """Marks executions a killed run left RUNNING as CANCELED, and their PENDING outputs ABANDONED.
+
+    Only safe while no run is active in the workdir (the caller holds its lock). TFX never caches
+    from such executions; this makes the store say what happened instead of "still running".
+    Returns the node ids of the executions it closed.
+    """
+    Execution, Artifact = metadata_store_pb2.Execution, metadata_store_pb2.Artifact
+    stale = [e for e in store.get_executions() if e.last_known_state in (Execution.NEW, Execution.RUNNING)]
+    if not stale:
+        return []
+    closed = []
+    for execution in stale:
+        execution.last_known_state = Execution.CANCELED
+        execution.custom_properties["keel_closed"].string_value = "interrupted run: the process was killed"
+        closed.append(node_id(store, execution))
+    pending = [a for e in stale for found in outputs(store, e.id).values() for a in found
+               if a.state in (Artifact.PENDING, Artifact.UNKNOWN)]
+    for artifact in pending:
+        artifact.state = Artifact.ABANDONED
+    store.put_artifacts(pending)
+    store.put_executions(stale)
+    return closed

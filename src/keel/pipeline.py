@@ -118,8 +118,9 @@ def create_pipeline(spec: Spec, source: DataSource, workdir: Path | None, beam_a
         schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=True)
     validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
                                                 schema=schema.outputs["schema"])
-    gate = DataGate(examples=example_gen.outputs["examples"], schema=schema.outputs["schema"],
-                    anomalies=validator.outputs["anomalies"], config=json.dumps(features, sort_keys=True))
+    gate = DataGate(examples=example_gen.outputs["examples"], statistics=statistics.outputs["statistics"],
+                    schema=schema.outputs["schema"], anomalies=validator.outputs["anomalies"],
+                    config=json.dumps(features, sort_keys=True))
 
     # Only what the transform depends on: the model module matters only if it defines preprocessing_fn.
     transform_config = dict(features)

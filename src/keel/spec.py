@@ -259,8 +259,10 @@ def check_against_files(spec: Spec) -> None:
             check_warm_start(spec.resolve(spec.model.warm_start), spec.model.warm_start)
         except SpecError as e:
             problems.append(f"{name}: {e}")
-    if spec.data.schema_file and not spec.resolve(spec.data.schema_file).is_file():
-        problems.append(f"{name}: data.schema: {spec.data.schema_file!r} does not exist")
+    if spec.data.schema_file:
+        problem = _schema_problem(spec.resolve(spec.data.schema_file), spec.data.schema_file)
+        if problem:
+            problems.append(f"{name}: data.schema: {problem}")
     try:
         source = resolve_source(spec)
     except SpecError as e:
@@ -285,6 +287,22 @@ def check_against_files(spec: Spec) -> None:
             problems.append(f"{name}: features.{kind}: the label {spec.data.label!r} cannot also be a feature")
     if problems:
         raise SpecError("\n".join(problems))
+
+
+def _schema_problem(path: Path, shown: str) -> str | None:
+    """Why the schema file at `path` cannot be used (None when it parses as a TFMD Schema)."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    if not path.is_file():
+        return f"{shown!r} does not exist"
+    try:
+        schema = text_format.Parse(path.read_text(encoding="utf-8"), schema_pb2.Schema())
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        return f"{shown!r} is not a schema.pbtxt (text-format tensorflow_metadata Schema): {e}"
+    if not schema.feature:
+        return f"{shown!r} declares no features; expected a schema.pbtxt as SchemaGen writes it"
+    return None
 
 
 def to_toml(data: dict) -> str:

@@ -4,15 +4,17 @@ TFX's ExampleValidator records anomalies but lets the pipeline go on. DataGate r
 and the schema, and fails with every problem in plain words when
 - ExampleValidator found anomalies in any split, or
 - a column the spec declares numeric holds text (CSV type inference then makes it a string
-  column, which no schema check would flag), or
-- the label is not in the data.
+  column, which no schema check would flag), or NaN or infinite values (which would turn the
+  Transform's means and variances, and then every prediction, into NaN), or
+- the label is not in the data, or takes a class in the eval split that training never sees.
 Transform depends on DataGate, so nothing downstream runs on bad data.
 """
 
 import json
+import math
 import os
 
-from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx import v1 as tfx
 from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
 from tfx.types import artifact_utils, standard_artifacts
@@ -34,6 +36,61 @@ def _anomalies(artifact) -> dict:
         anomalies = anomalies_pb2.Anomalies()
         anomalies.ParseFromString(io_utils.read_bytes_file(path))
         found[split] = anomalies
+    return found
+
+
+def _statistics(artifact) -> dict[str, statistics_pb2.DatasetFeatureStatistics]:
+    found = {}
+    for split in artifact_utils.decode_split_names(artifact.split_names):
+        path = os.path.join(artifact_utils.get_split_uri([artifact], split), "FeatureStats.pb")
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        stats.ParseFromString(io_utils.read_bytes_file(path))
+        found[split] = stats.datasets[0]
+    return found
+
+
+def _non_finite(stats: dict[str, statistics_pb2.DatasetFeatureStatistics], numeric: list[str]) -> list[str]:
+    """A line per declared-numeric column whose statistics show NaN or infinite values."""
+    found = []
+    for name in numeric:
+        nan, infinite = 0, set()
+        for split_stats in stats.values():
+            for feature in split_stats.features:
+                if feature.path.step == [name] and feature.HasField("num_stats"):
+                    numbers = feature.num_stats
+                    nan = max([nan, *(h.num_nan for h in numbers.histograms)])
+                    infinite |= {str(v) for v in (numbers.min, numbers.max) if math.isinf(v)}
+        if nan:
+            found.append(f"column {name!r} holds NaN in {int(nan)} row(s): leave a missing value empty instead "
+                         "(keel imputes it)")
+        if infinite:
+            found.append(f"column {name!r} holds infinite values ({', '.join(sorted(infinite))}): "
+                         "fix or drop those rows")
+    return found
+
+
+def _unseen_labels(stats: dict[str, statistics_pb2.DatasetFeatureStatistics], label: str) -> list[str]:
+    """A line per split whose (text) label takes values the train split never shows.
+
+    The model cannot predict a class it was not trained on, and TFMA would score such rows as
+    wrong, so this is a data problem to fix, not something to discover in the metrics.
+    """
+    def values(split_stats) -> dict[str, float]:
+        for feature in split_stats.features:
+            if feature.path.step == [label] and feature.HasField("string_stats"):
+                return {b.label: b.sample_count for b in feature.string_stats.rank_histogram.buckets}
+        return {}
+
+    if "train" not in stats:
+        return []
+    known = values(stats["train"])
+    found = []
+    for split, split_stats in sorted(stats.items()):
+        unseen = {v: n for v, n in values(split_stats).items() if v not in known} if known else {}
+        if unseen:
+            shown = ", ".join(f"{v!r} ({int(n)} row(s))" for v, n in sorted(unseen.items())[:5])
+            found.append(f"split {split}: the label {label!r} has class(es) the train split never shows: {shown}; "
+                         "the model cannot predict them: fix those rows or add examples of them to the data")
     return found
 
 
@@ -66,7 +123,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def problems(examples, schema, anomalies, config: dict) -> list[str]:
+def problems(examples, statistics, schema, anomalies, config: dict) -> list[str]:
     """Every reason the data is unfit, one plain-words line each (empty when it is fine)."""
     found = []
     schema_proto = _schema(schema)
@@ -80,6 +137,9 @@ def problems(examples, schema, anomalies, config: dict) -> list[str]:
             shown = ", ".join(repr(s) for s in samples)
             found.append(f"column {name!r} is declared numeric (features.numeric) but holds text in {rows} row(s), "
                          f"e.g. {shown}: fix those rows or list it under features.categorical")
+    stats = _statistics(statistics)
+    found += _non_finite(stats, [n for n in config["numeric"] if types.get(n) != schema_pb2.BYTES])
+    found += _unseen_labels(stats, label)
     for split, result in sorted(_anomalies(anomalies).items()):
         for feature, info in sorted(result.anomaly_info.items()):
             found.append(f"split {split}: column {feature!r}: {info.description or info.short_description}")
@@ -92,12 +152,13 @@ def problems(examples, schema, anomalies, config: dict) -> list[str]:
 @tfx.dsl.components.component
 def DataGate(
     examples: InputArtifact[standard_artifacts.Examples],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
     schema: InputArtifact[standard_artifacts.Schema],
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     config: Parameter[str],
 ) -> None:
     """Raises DataError listing every problem; returns quietly when the data is fit to train on."""
-    found = problems(examples, schema, anomalies, json.loads(config))
+    found = problems(examples, statistics, schema, anomalies, json.loads(config))
     if found:
         shown = found[:MAX_LISTED]
         more = f"; and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""

@@ -41,6 +41,8 @@ class MonitorReport:
             a = s["accuracy"]
             lines.append(f"  live accuracy {a['live']:.4f} on {a['labelled_rows']} labelled rows "
                          f"(eval {a['eval']:.4f})")
+        for path in s.get("truncated_files", []):
+            lines.append(f"  skipped the torn last record of {path} (its writer was stopped mid-record)")
         for alert in self.alerts:
             lines.append(f"  alert: {alert.feature}: {alert.kind}: {alert.description.strip()}")
         lines.append(f"  {len(self.alerts)} alert(s); report: {self.html}, {self.json}")
@@ -103,7 +105,7 @@ def monitor(workdir: Path, log_dir: Path, out: Path, version: str | None = None,
             labels: Path | None = None) -> MonitorReport:
     """Checks the logged requests of one model version; writes out/report.html and out/report.json."""
     start = logs.parse_since(since)
-    predicts = logs.read_predict_logs(log_dir)
+    predicts, truncated = logs.read_predict_logs(log_dir)
     models = sorted({p.model for p in predicts})
     if len(models) != 1:
         raise LogError(f"--logs: {log_dir} holds requests for {len(models)} models ({', '.join(models)}); "
@@ -147,6 +149,7 @@ def monitor(workdir: Path, log_dir: Path, out: Path, version: str | None = None,
                      for name in served},
         "alerts": [dataclasses.asdict(a) for a in alerts],
         "accuracy": accuracy,
+        "truncated_files": truncated,
     }
     html_path, json_path = write_reports(Path(out), summary, train, serving)
     return MonitorReport(summary, alerts, html_path, json_path)

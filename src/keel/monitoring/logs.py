@@ -56,20 +56,42 @@ def parse_since(text: str | None) -> float | None:
     return moment.timestamp()
 
 
-def read_predict_logs(directory: Path) -> list[LoggedPredict]:
-    """Every PredictLog record in the files of `directory`, oldest first."""
+def _records(path: Path) -> tuple[list[bytes], bool]:
+    """The records of one TFRecord file, and whether a truncated last record was left out.
+
+    A server killed mid-write (kill -9, power loss) leaves a torn final record; every record before
+    it is intact. Corruption anywhere else is an error.
+    """
+    records = []
+    iterator = iter(tf.data.TFRecordDataset(str(path)))
+    while True:
+        try:
+            records.append(next(iterator).numpy())
+        except StopIteration:
+            # A tail shorter than a record's length field ends the iteration without an error.
+            framed = sum(len(r) + 16 for r in records)  # length, its CRC, data, its CRC
+            return records, framed < path.stat().st_size
+        except tf.errors.DataLossError as e:
+            if "truncated record" in str(e):
+                return records, True
+            raise LogError(f"--logs: {path} is not a TFRecord file of PredictionLog protos "
+                           f"(corrupted after {len(records)} record(s))") from None
+
+
+def read_predict_logs(directory: Path) -> tuple[list[LoggedPredict], list[str]]:
+    """Every PredictLog record in the files of `directory`, oldest first, and the files whose torn
+    last record (a server stopped mid-write) was skipped."""
     directory = Path(directory)
     if not directory.is_dir():
         raise LogError(f"--logs: {directory} is not a directory")
     files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise LogError(f"--logs: {directory} holds no log files")
-    found = []
+    found, truncated = [], []
     for path in files:
-        try:
-            records = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
-        except tf.errors.DataLossError:
-            raise LogError(f"--logs: {path} is not a TFRecord file of PredictionLog protos") from None
+        records, torn = _records(path)
+        if torn:
+            truncated.append(str(path))
         for data in records:
             try:
                 record = prediction_log_pb2.PredictionLog.FromString(data)
@@ -87,7 +109,7 @@ def read_predict_logs(directory: Path) -> list[LoggedPredict]:
                 classes=tf.make_ndarray(classes) if classes is not None else None))
     if not found:
         raise LogError(f"--logs: the {len(files)} file(s) in {directory} hold no PredictLog records")
-    return sorted(found, key=lambda p: p.time)
+    return sorted(found, key=lambda p: p.time), truncated
 
 
 def to_rows(predict: LoggedPredict, schema: schema_pb2.Schema) -> list[LoggedRow]:

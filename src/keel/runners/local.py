@@ -17,6 +17,7 @@ from pathlib import Path
 from absl import logging as absl_logging
 
 from keel.errors import KeelError, find_keel_error
+from keel.modules import load_module, require_function
 from keel.spec import Spec
 
 
@@ -124,10 +125,12 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | 
     from keel.training.strategy import check_accelerator
 
     check_accelerator(spec.train.accelerator, spec.train.tpu)  # before the pipeline, not at its Trainer
+    module_path = spec.resolve(spec.model.module)
+    require_function(load_module(module_path), "build_model", module_path)  # import errors too, up front
     from tfx import v1 as tfx
 
     from keel.data import prepare_source
-    from keel.metadata import latest_run_context, open_store, set_custom
+    from keel.metadata import close_interrupted, latest_run_context, open_store, set_custom, store_path
     from keel.modules import code_provenance
     from keel.pipeline import create_pipeline
     from keel.summary import collect_summary
@@ -142,6 +145,11 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | 
         print(f"keel run {spec.pipeline.name}: workdir {workdir}", file=out)
         print(f"  data: {spec.data.source} -> {source.input_base} ({shown}{len(provenance['files'])} file(s))",
               file=out, flush=True)
+        if store_path(workdir).exists():
+            closed = close_interrupted(open_store(workdir))
+            if closed:
+                print(f"  recovered: an earlier run was killed during {', '.join(closed)}; its unfinished "
+                      "executions are marked CANCELED in ML Metadata and will run again", file=out)
         pipeline = create_pipeline(spec, source, workdir)
         node_ids = [c.id for c in pipeline.components]
         (workdir / "logs").mkdir(exist_ok=True)

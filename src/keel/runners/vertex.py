@@ -62,8 +62,11 @@ def check_cloud_spec(spec: Spec, target: str) -> None:
         raise SpecError(f"--target: got {target!r}; expected one of: {', '.join(TARGETS)}")
     name = spec.path.name
     needed = ["pipeline_root", "image", "module"] + (["project"] if target == "vertex" else [])
-    problems = [f"{name}: cloud.{key}: required to compile for {target}" for key in needed
-                if not getattr(spec.cloud, key)]
+    missing = [key for key in needed if not getattr(spec.cloud, key)]
+    if missing == needed:  # no [cloud] section at all: one problem, not one per key
+        raise SpecError(f"{name}: [cloud]: required to compile for {target}, with {', '.join(needed)} "
+                        "(see the README's Vertex AI section)")
+    problems = [f"{name}: cloud.{key}: required to compile for {target}" for key in missing]
     trainer = spec.cloud.trainer
     if trainer.accelerator_count and not trainer.accelerator_type:
         problems.append(f"{name}: cloud.trainer.accelerator_count: set, but cloud.trainer.accelerator_type is not")

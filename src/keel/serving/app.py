@@ -80,12 +80,26 @@ class ModelServer:
         if version is None:
             raise ServingError(f"{self.root}: no pushed version to serve (a version is a numbered directory "
                                "with saved_model.pb)")
-        self.current: LoadedVersion = versions.load_version(self.name, self.root, version)
         self.failed: dict[str, tuple[tuple, str]] = {}  # version -> (fingerprint it failed with, error)
+        self.current: LoadedVersion = self._load_at_start(version)
         self.batcher = MicroBatcher(config.max_batch_size, config.batch_wait_ms / 1000)
         self.log_dir = Path(config.log_dir or Path(config.workdir) / "request_logs" / self.name)
         self.request_log = RequestLogWriter(self.log_dir, config.log_sample_rate, config.log_max_bytes)
         self.requests = 0
+
+    def _load_at_start(self, chosen: str) -> LoadedVersion:
+        """Loads `chosen`, or else the newest older version that loads, so one bad push cannot keep the
+        server down; each version that fails is reported and listed in the model status."""
+        older = [v for v in reversed(versions.versions(self.root)) if int(v) < int(chosen)]
+        for version in [chosen, *older]:
+            try:
+                return versions.load_version(self.name, self.root, version)
+            except Exception as e:  # a corrupt or foreign SavedModel: say so, try the one before it
+                error = f"{e.__class__.__name__}: {e}".splitlines()[0]
+                self.failed[version] = (versions.fingerprint(self.root / version), error)
+                print(f"could not load version {version} of {self.name}: {error}", file=sys.stderr, flush=True)
+        raise ServingError(f"{self.root}: no version of {self.name} loads (tried {', '.join(self.failed)}); "
+                           "see the errors above")
 
     def served(self, name: str, version: str | None) -> LoadedVersion:
         current = self.current
