@@ -148,17 +148,6 @@ def test_keel_export_standalone_float32_agrees_with_the_savedmodel(digits, tmp_p
     np.testing.assert_allclose(lite, server, atol=1e-4)
 
 
-def test_penguin_export_fails_naming_its_text_features(penguin_runs, tmp_path):
-    version = pushed_versions(penguin_runs.workdir)[0]
-    examples = sorted(glob.glob(str(penguin_runs.workdir / "pipeline" / "CsvExampleGen" / "examples" / "*")))[-1]
-    out = tmp_path / "lite"
-    result = keel("export", version, "--examples", examples, "--out", out)
-    assert result.returncode == 2, result.stderr[-3000:]
-    (line,) = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
-    assert "text features 'island', 'sex'" in line and "numeric raw features only" in line
-    assert not out.exists(), "a failed export must write nothing"
-
-
 def test_export_lite_section_is_optional_and_checked(tmp_path):
     base = "[pipeline]\nname = 'd'\n[data]\nsource = 'builtin:digits'\nlabel = 'digit'\n[model]\nmodule = 'm.py'\n"
     assert parse_spec(base, tmp_path / "a.toml").export.lite is None

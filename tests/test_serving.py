@@ -109,45 +109,6 @@ def test_concurrent_single_row_requests_each_get_their_own_answer(served, exampl
     assert [ok(served, a)["predictions"][0]["classes"] for a in answers] == expected
 
 
-BAD_REQUESTS = [
-    ("missing feature", {"instances": [{"bill_length_mm": 40.0}]}, 400, "missing feature 'bill_depth_mm'"),
-    ("wrong type", {"instances": [{**dict.fromkeys(FEATURES[:4], 40.0), "island": "Dream", "sex": 3}]}, 400,
-     "feature 'sex': expected a string"),
-    ("text for a number", {"inputs": {"bill_length_mm": [40.0], "bill_depth_mm": [18.0], "flipper_length_mm": [190],
-                                      "body_mass_g": ["heavy"], "island": ["Dream"], "sex": ["male"]}}, 400,
-     "feature 'body_mass_g': expected a number"),
-    ("unknown feature", {"instances": [{**dict.fromkeys(FEATURES, None), "beak": 1}]}, 400,
-     "unknown feature 'beak'"),
-    ("both forms", {"instances": [], "inputs": {}}, 400, "exactly one of 'instances'"),
-    ("unknown signature", {"signature_name": "nope", "instances": [1]}, 400, "signature 'nope' not found"),
-]
-
-
-@pytest.mark.parametrize("case, body, status, message", BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
-def test_bad_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving(served, examples, case, body, status,
-                                                                            message):
-    response = served.predict(body)
-    assert response.status_code == status, response.text
-    assert message in response.json()["error"]
-    ok(served, served.predict({"instances": [instance(examples[0], FEATURES)]}))
-
-
-def test_bad_json_unknown_model_or_version_and_oversized_bodies_get_4xx(served, examples):
-    good = {"instances": [instance(examples[0], FEATURES)]}
-    cases = [
-        (served.client.post("/v1/models/penguin:predict", content=b'{"instances": [{'), 400, "not valid JSON"),
-        (served.predict(good, path="/v1/models/gull:predict"), 404, "model 'gull' is not served"),
-        (served.predict(good, path="/v1/models/penguin/versions/7:predict"), 404, "version '7'"),
-        (served.client.get("/v1/models/penguin/versions/7/metadata"), 404, "version '7'"),
-        (served.client.get("/v2/anything"), 404, "no such endpoint"),
-        (served.client.post("/v1/models/penguin:predict", content=b" " * ((4 << 20) + 1)), 413, "limit"),
-    ]
-    for response, status, message in cases:
-        assert response.status_code == status, response.text
-        assert message in response.json()["error"]
-    ok(served, served.predict(good))
-
-
 def test_every_answered_request_is_in_the_prediction_logs(served, examples):
     request_id = "client-chosen-id-1"
     answer = served.predict({"instances": [instance(examples[1], FEATURES)]}, headers={"X-Request-Id": request_id})
