@@ -31,6 +31,7 @@ from keel.export.exporter import LitePolicy, export_lite  # noqa: E402
 from keel.export.report import table  # noqa: E402
 from keel.export.standalone import latest_pushed  # noqa: E402
 from keel.spec import load_spec  # noqa: E402
+from results_file import write_results  # noqa: E402  (bench/, on the path when run as a script)
 
 
 def main() -> int:
@@ -85,10 +86,7 @@ def main() -> int:
         f"max_accuracy_drop ({policy.max_accuracy_drop * 100:.1f} pp): {result.chosen.name}.",
         "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"written: {RESULTS}")
+    write_results(RESULTS, lines)
     return 0
 
 

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import write_results
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "serving.md"
 SPEC = REPO / "pipelines" / "penguin.toml"
@@ -241,10 +243,7 @@ def main() -> int:
         lines += [f"The HTTP floor, the same stack answering without the model, is {floor['throughput']:.0f} req/s, "
                   f"{floor['throughput'] / naive:.2f}x the naive server: no server on this stack gets further "
                   "above naive on this machine, however it batches.", ""]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"written: {RESULTS}")
+    write_results(RESULTS, lines)
     return 0
 
 

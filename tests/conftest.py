@@ -14,7 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def penguin_spec(directory: Path, steps: int = 200, source: str = "builtin:penguins", name: str = "penguin",
-                 threshold: float = 0.9, extra: str = "") -> Path:
+                 threshold: float = 0.9, extra: str = "", hparams: str = "{ hidden = [32, 16], learning_rate = 0.01 }",
+                 model_extra: str = "", eval_steps: int = 10, max_regression: float = 0.05) -> Path:
     """Writes a penguin spec into `directory` and returns its path.
 
     XLA is fixed off: the automatic choice times both modes on every Trainer run, which
@@ -35,17 +36,18 @@ categorical = ["island", "sex"]
 
 [model]
 module = "{TABULAR}"
-hparams = {{ hidden = [32, 16], learning_rate = 0.01 }}
+hparams = {hparams}
+{model_extra}
 
 [train]
 steps = {steps}
-eval_steps = 10
+eval_steps = {eval_steps}
 batch_size = 32
 jit_compile = false
 
 [eval]
 threshold = {threshold}
-max_regression = 0.05
+max_regression = {max_regression}
 {extra}
 """)
     return path

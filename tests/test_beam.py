@@ -27,7 +27,19 @@ def data_outputs(workdir):
             common = f.num_stats.common_stats if f.HasField("num_stats") else f.string_stats.common_stats
             features[f.path.step[0]] = (common.num_non_missing, round(f.num_stats.mean, 6))
         summary[split] = (stats.num_examples, features)
-    return summary, open(f"{schema.uri}/schema.pbtxt").read()
+    return summary, canonical_schema(f"{schema.uri}/schema.pbtxt")
+
+
+def canonical_schema(path: str) -> str:
+    """The schema's text with features and string domains in name order: SchemaGen's order of domains
+    follows the order in which Beam's workers hand back statistics, which is not part of its meaning."""
+    schema = tfdv.load_schema_text(path)
+    features = sorted(schema.feature, key=lambda f: f.name)
+    domains = sorted(schema.string_domain, key=lambda d: d.name)
+    del schema.feature[:], schema.string_domain[:]
+    schema.feature.extend(features)
+    schema.string_domain.extend(domains)
+    return str(schema)
 
 
 def test_multi_processing_matches_in_memory(tmp_path, penguin_runs):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TABULAR, keel, pushed_versions
+from conftest import TABULAR, keel, penguin_spec, pushed_versions
 from keel import cli, datasets, diff, lineage, warm_start
 from keel.data import prepare_source
 from keel.errors import ModelCodeError, SpecError
@@ -40,35 +40,9 @@ def write_spans(root: Path) -> Path:
 
 def span_spec(root: Path, steps: int, hparams: str, extra: str = "",
               source: str = "spans/span-{SPAN}/penguins.csv") -> Path:
-    path = root / "penguin.toml"
-    path.write_text(f"""
-[pipeline]
-name = "penguin"
-
-[data]
-source = "{source}"
-label = "species"
-
-[features]
-numeric = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-categorical = ["island", "sex"]
-
-[model]
-module = "{TABULAR}"
-hparams = {hparams}
-{extra}
-
-[train]
-steps = {steps}
-eval_steps = 5
-batch_size = 32
-jit_compile = false
-
-[eval]
-threshold = 0.0
-max_regression = 1.0
-""")
-    return path
+    """A briefly trained penguin spec over the spans that always blesses; `extra` goes in [model]."""
+    return penguin_spec(root, steps=steps, source=source, threshold=0.0, hparams=hparams, model_extra=extra,
+                        eval_steps=5, max_regression=1.0)
 
 
 class TwoSpans:

@@ -36,7 +36,8 @@ sys.exit(main(sys.argv[1:]))
 
 def test_mirrored_strategy_over_two_logical_cpus_trains_penguin_to_the_bar(tmp_path):
     spec = penguin_spec(tmp_path, steps=150, threshold=0.9)
-    spec.write_text(spec.read_text().replace("batch_size = 32", 'batch_size = 16\naccelerator = "cpu"'))
+    spec.write_text(spec.read_text().replace("batch_size = 32", 'batch_size = 16\naccelerator = "cpu"')
+                    .replace("jit_compile = false", 'jit_compile = "auto"'))
     workdir = tmp_path / "work"
     run = subprocess.run([sys.executable, "-c", TWO_LOGICAL_CPUS, "run", str(spec), "--workdir", str(workdir)],
                          capture_output=True, text=True, timeout=900)
