@@ -1,6 +1,7 @@
 """notebooks/colab_tpu.ipynb, executed top to bottom by nbclient on this machine's CPU, so it cannot rot."""
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from conftest import REPO
@@ -13,6 +14,7 @@ def _text(cell) -> str:
                    for o in cell.get("outputs", []))
 
 
+@pytest.mark.slow  # a whole kernel and pipeline run: `make test-slow`, which CI runs after `make test`
 def test_colab_notebook_runs_the_pipeline_on_cpu(tmp_path, monkeypatch):
     # The kernel inherits these: keel's checkout (no clone, no install), a scratch workdir, few steps.
     monkeypatch.setenv("KEEL_DIR", str(REPO))

@@ -58,7 +58,7 @@ def _non_finite(stats: dict[str, statistics_pb2.DatasetFeatureStatistics], numer
             for feature in split_stats.features:
                 if feature.path.step == [name] and feature.HasField("num_stats"):
                     numbers = feature.num_stats
-                    nan = max([nan, *(h.num_nan for h in numbers.histograms)])
+                    nan += max((h.num_nan for h in numbers.histograms), default=0)  # each histogram counts all
                     infinite |= {str(v) for v in (numbers.min, numbers.max) if math.isinf(v)}
         if nan:
             found.append(f"column {name!r} holds NaN in {int(nan)} row(s): leave a missing value empty instead "
@@ -72,8 +72,8 @@ def _non_finite(stats: dict[str, statistics_pb2.DatasetFeatureStatistics], numer
 def _unseen_labels(stats: dict[str, statistics_pb2.DatasetFeatureStatistics], label: str) -> list[str]:
     """A line per split whose (text) label takes values the train split never shows.
 
-    The model cannot predict a class it was not trained on, and TFMA would score such rows as
-    wrong, so this is a data problem to fix, not something to discover in the metrics.
+    The model cannot predict a class it was not trained on: such rows could only lower the metrics,
+    so this is a data problem to fix before training, not something to discover in the metrics.
     """
     def values(split_stats) -> dict[str, float]:
         for feature in split_stats.features:
