@@ -5,7 +5,6 @@ import json
 import math
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from conftest import pushed_versions

@@ -1,7 +1,6 @@
 """Bad requests to a real `keel serve` on 127.0.0.1: a 4xx with a one-line `error`, and the server
 keeps answering good requests (with nothing from the bad one in the request log)."""
 
-import json
 
 import pytest
 

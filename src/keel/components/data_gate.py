@@ -29,23 +29,12 @@ def _schema(artifact) -> schema_pb2.Schema:
     return io_utils.SchemaReader().read(os.path.join(artifact.uri, "schema.pbtxt"))
 
 
-def _anomalies(artifact) -> dict:
+def _per_split(artifact, file_name: str, proto_class) -> dict:
+    """Split name -> the binary proto `file_name` in that split's directory of `artifact`."""
     found = {}
     for split in artifact_utils.decode_split_names(artifact.split_names):
-        path = os.path.join(artifact_utils.get_split_uri([artifact], split), "SchemaDiff.pb")
-        anomalies = anomalies_pb2.Anomalies()
-        anomalies.ParseFromString(io_utils.read_bytes_file(path))
-        found[split] = anomalies
-    return found
-
-
-def _statistics(artifact) -> dict[str, statistics_pb2.DatasetFeatureStatistics]:
-    found = {}
-    for split in artifact_utils.decode_split_names(artifact.split_names):
-        path = os.path.join(artifact_utils.get_split_uri([artifact], split), "FeatureStats.pb")
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        stats.ParseFromString(io_utils.read_bytes_file(path))
-        found[split] = stats.datasets[0]
+        path = os.path.join(artifact_utils.get_split_uri([artifact], split), file_name)
+        found[split] = proto_class.FromString(io_utils.read_bytes_file(path))
     return found
 
 
@@ -81,12 +70,12 @@ def _unseen_labels(stats: dict[str, statistics_pb2.DatasetFeatureStatistics], la
                 return {b.label: b.sample_count for b in feature.string_stats.rank_histogram.buckets}
         return {}
 
-    if "train" not in stats:
+    known = values(stats["train"]) if "train" in stats else {}
+    if not known:  # no train split, or a label TFDV keeps no class list for (integers)
         return []
-    known = values(stats["train"])
     found = []
     for split, split_stats in sorted(stats.items()):
-        unseen = {v: n for v, n in values(split_stats).items() if v not in known} if known else {}
+        unseen = {v: n for v, n in values(split_stats).items() if v not in known}
         if unseen:
             shown = ", ".join(f"{v!r} ({int(n)} row(s))" for v, n in sorted(unseen.items())[:5])
             found.append(f"split {split}: the label {label!r} has class(es) the train split never shows: {shown}; "
@@ -137,10 +126,11 @@ def problems(examples, statistics, schema, anomalies, config: dict) -> list[str]
             shown = ", ".join(repr(s) for s in samples)
             found.append(f"column {name!r} is declared numeric (features.numeric) but holds text in {rows} row(s), "
                          f"e.g. {shown}: fix those rows or list it under features.categorical")
-    stats = _statistics(statistics)
+    stats = {split: lists.datasets[0] for split, lists in
+             _per_split(statistics, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList).items()}
     found += _non_finite(stats, [n for n in config["numeric"] if types.get(n) != schema_pb2.BYTES])
     found += _unseen_labels(stats, label)
-    for split, result in sorted(_anomalies(anomalies).items()):
+    for split, result in sorted(_per_split(anomalies, "SchemaDiff.pb", anomalies_pb2.Anomalies).items()):
         for feature, info in sorted(result.anomaly_info.items()):
             found.append(f"split {split}: column {feature!r}: {info.description or info.short_description}")
         if result.HasField("dataset_anomaly_info"):

@@ -149,7 +149,7 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | 
             closed = close_interrupted(open_store(workdir))
             if closed:
                 print(f"  recovered: an earlier run was killed during {', '.join(closed)}; its unfinished "
-                      "executions are marked CANCELED in ML Metadata and will run again", file=out)
+                      "executions are marked CANCELED in ML Metadata and will run again", file=out, flush=True)
         pipeline = create_pipeline(spec, source, workdir)
         node_ids = [c.id for c in pipeline.components]
         (workdir / "logs").mkdir(exist_ok=True)

@@ -7,7 +7,6 @@ machine), and for Vertex the Trainer as a Vertex AI custom training job on `[clo
 machine, TPU or GPUs.
 """
 
-import dataclasses
 from pathlib import Path
 
 from keel.errors import SpecError
