@@ -1,12 +1,17 @@
 """Creates .venv and installs keel with the fully pinned constraints file that fits this host.
 
-Usage: python3 tools/install.py [--stack NAME] [--python PATH]
+Usage: python3 tools/install.py [--stack NAME] [--python PATH] [--system]
 
-The stack is chosen from the Python version and the host's glibc:
-  tfx1.16-py3.11            Python 3.11, glibc >= 2.28 (the default; what CI runs)
-  tfx1.16-py3.10            Python 3.10, glibc >= 2.28
-  tfx1.21-py3.11-glibc2.39  Python 3.11, glibc >= 2.39; opt-in with --stack (resolved, not yet
-                            tested by keel's suite)
+By default it takes the newest stack this host can run. It looks for python3.13, python3.12,
+python3.11, python3.10 and python3, in that order, and takes the first whose version has a stack
+this host's glibc can run:
+  tfx1.21-py3.13-glibc2.39  Python 3.13, glibc >= 2.39 (Debian 13, Colab)
+  tfx1.21-py3.12-glibc2.39  Python 3.12, glibc >= 2.39 (Ubuntu 24.04)
+  tfx1.21-py3.11-glibc2.39  Python 3.11, glibc >= 2.39
+  tfx1.16-py3.11            Python 3.11, glibc >= 2.28 (Debian 12)
+  tfx1.16-py3.10            Python 3.10, glibc >= 2.28 (Ubuntu 22.04)
+--stack (or KEEL_STACK) picks one of these instead; --python (or KEEL_PYTHON) the interpreter.
+--system installs into that interpreter itself instead of .venv (Colab, containers).
 Every package is pinned, and pip installs the lock with --no-deps, so it never resolves or
 backtracks. A second run with the same lock and pyproject finishes in about a second.
 """
@@ -24,12 +29,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 STAMP = VENV / "keel-install.json"
+# Newest first: the first stack that fits the interpreter and the host is the default.
 STACKS = {
+    "tfx1.21-py3.13-glibc2.39": {"python": (3, 13), "glibc": (2, 39)},
+    "tfx1.21-py3.12-glibc2.39": {"python": (3, 12), "glibc": (2, 39)},
+    "tfx1.21-py3.11-glibc2.39": {"python": (3, 11), "glibc": (2, 39)},
     "tfx1.16-py3.11": {"python": (3, 11), "glibc": (2, 28)},
     "tfx1.16-py3.10": {"python": (3, 10), "glibc": (2, 28)},
-    "tfx1.21-py3.11-glibc2.39": {"python": (3, 11), "glibc": (2, 39)},
 }
-DEFAULT_FOR_PYTHON = {(3, 11): "tfx1.16-py3.11", (3, 10): "tfx1.16-py3.10"}
+INTERPRETERS = ["python3.13", "python3.12", "python3.11", "python3.10", "python3"]
+
+
+def dotted(version: tuple) -> str:
+    return ".".join(map(str, version))
 
 
 def say(message: str) -> None:
@@ -49,47 +61,76 @@ def glibc_version() -> tuple:
     return tuple(int(p) for p in version.split(".")[:2]) if name == "glibc" else (0, 0)
 
 
-def python_version(python: str) -> tuple:
-    out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
-                         capture_output=True, text=True, check=True).stdout
-    return tuple(int(p) for p in out.split())
+def python_version(python: str) -> tuple | None:
+    """(major, minor) of an interpreter, or None where it does not run (a pyenv shim of no version)."""
+    result = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
+                            capture_output=True, text=True)
+    return tuple(int(p) for p in result.stdout.split()) if result.returncode == 0 else None
 
 
-def find_python(explicit: str | None) -> tuple:
-    """Returns (path, version) of the first supported interpreter: --python, then 3.11, then 3.10."""
-    candidates = [explicit] if explicit else ["python3.11", "python3.10", "python3"]
-    for name in candidates:
+def stacks_for(py: tuple, glibc: tuple) -> list:
+    """The stacks an interpreter of version py can run on a host with this glibc, newest first."""
+    return [name for name, need in STACKS.items() if need["python"] == py and glibc >= need["glibc"]]
+
+
+def requirements() -> str:
+    by_glibc = {}
+    for need in STACKS.values():
+        by_glibc.setdefault(need["glibc"], []).append(dotted(need["python"]))
+    return "; ".join(f"glibc >= {dotted(g)}: Python {', '.join(sorted(v))}" for g, v in sorted(by_glibc.items()))
+
+
+class NoFit(Exception):
+    """No interpreter and stack fit this host; the message says what it has and what to install."""
+
+
+def interpreters(explicit: str | None) -> list:
+    """(name, path, version) of each candidate interpreter that exists; version None where it does not
+    run (a pyenv shim of a version not selected, say)."""
+    found = []
+    for name in [explicit] if explicit else INTERPRETERS:
         path = shutil.which(name) or (name if Path(name).exists() else None)
-        if path:
-            version = python_version(path)
-            if version in DEFAULT_FOR_PYTHON:
-                return path, version
-            if explicit:
-                fail(f"--python {explicit} is Python {version[0]}.{version[1]}; keel's stacks need 3.10 or 3.11")
-    fail("no Python 3.11 or 3.10 found on PATH; install one or pass --python PATH")
+        if path or explicit:
+            found.append((name, path, python_version(path) if path else None))
+    return found
 
 
-def choose_stack(requested: str | None, py: tuple, glibc: tuple) -> tuple:
-    """Returns (stack, reason)."""
-    dotted = lambda v: ".".join(map(str, v))  # noqa: E731
+def choose(requested: str | None, candidates: list, glibc: tuple) -> tuple:
+    """Returns (python path, python version, stack, reason): the first candidate interpreter with a
+    stack this glibc can run, and its newest such stack (or the one requested). Raises NoFit."""
+    if requested and requested not in STACKS:
+        raise NoFit(f"--stack {requested!r} is unknown; expected one of: {', '.join(STACKS)}")
+    seen = []
+    for name, path, py in candidates:
+        if py is None:
+            seen.append(f"{name} {'does not run' if path else 'does not exist'}")
+            continue
+        if requested:
+            need = STACKS[requested]
+            if need["python"] == py:
+                if glibc < need["glibc"]:
+                    raise NoFit(f"stack {requested} needs glibc >= {dotted(need['glibc'])}, "
+                                f"this host has {dotted(glibc)}")
+                return path, py, requested, "asked for with --stack"
+        elif fitting := stacks_for(py, glibc):
+            reason = f"Python {dotted(py)}, glibc {dotted(glibc)}"
+            if fitting[0].startswith("tfx1.16"):
+                reason += "; TFX 1.21 wheels need glibc >= 2.39"
+            return path, py, fitting[0], reason
+        seen.append(f"{name} is {dotted(py)}")
+    found = ", ".join(seen) or f"none of {', '.join(INTERPRETERS)} on PATH"
     if requested:
-        if requested not in STACKS:
-            fail(f"--stack {requested!r} is unknown; expected one of: {', '.join(STACKS)}")
-        need = STACKS[requested]
-        if need["python"] != py:
-            fail(f"stack {requested} needs Python {dotted(need['python'])}, found {dotted(py)}")
-        if glibc < need["glibc"]:
-            fail(f"stack {requested} needs glibc >= {dotted(need['glibc'])}, this host has {dotted(glibc)}")
-        return requested, "asked for with --stack"
-    stack = DEFAULT_FOR_PYTHON[py]
-    if glibc < STACKS[stack]["glibc"]:
-        fail(f"glibc {dotted(glibc)} is older than 2.28, which TensorFlow 2.16 and LiteRT wheels need")
-    reason = f"Python {dotted(py)}, glibc {dotted(glibc)}"
-    if py == (3, 11) and glibc >= (2, 39):
-        reason += "; this host could also take tfx1.21-py3.11-glibc2.39 (--stack, untested)"
-    elif glibc < (2, 39):
-        reason += "; TFX 1.21 wheels need glibc >= 2.39"
-    return stack, reason
+        raise NoFit(f"stack {requested} needs Python {dotted(STACKS[requested]['python'])}; found {found}; "
+                    "install it or pass --python PATH")
+    raise NoFit(f"no interpreter fits this host (glibc {dotted(glibc)}; found {found}); keel's stacks need "
+                f"{requirements()}: install one or pass --python PATH")
+
+
+def choose_here(requested: str | None, explicit_python: str | None) -> tuple:
+    try:
+        return choose(requested, interpreters(explicit_python), glibc_version())
+    except NoFit as e:
+        fail(str(e))
 
 
 def digest(*paths: Path) -> str:
@@ -99,41 +140,65 @@ def digest(*paths: Path) -> str:
     return h.hexdigest()
 
 
-def pip(*args: str) -> None:
-    cmd = [str(VENV / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q", *args]
+def pip(python: str, *args: str) -> None:
+    cmd = [python, "-m", "pip", "--disable-pip-version-check", "-q", *args]
     result = subprocess.run(cmd)
     if result.returncode != 0:
         fail(f"pip {' '.join(args[:3])} ... failed (exit {result.returncode}); see pip's output above")
+
+
+def install_into(python: str, requested: str | None) -> None:
+    """Installs the lock and keel into an interpreter's own site-packages (--system).
+
+    No `pip check`: such an interpreter (a Colab runtime, say) carries packages of its own whose
+    requirements are not keel's to settle."""
+    python, py, stack, reason = choose_here(requested, python)
+    lock = ROOT / "constraints" / f"{stack}.txt"
+    say(f"stack {stack} ({reason}), into {python}")
+    started = time.monotonic()
+    pip(python, "install", "--no-deps", "--ignore-requires-python", "-r", str(lock))
+    pip(python, "install", "--no-deps", "--ignore-requires-python", str(ROOT))
+    say(f"done in {time.monotonic() - started:.0f}s: keel is installed into {python}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", default=os.environ.get("KEEL_STACK") or None)
     parser.add_argument("--python", default=os.environ.get("KEEL_PYTHON") or None)
+    parser.add_argument("--system", action="store_true",
+                        help="install into the interpreter itself (default: the one running this script), not "
+                             ".venv: for notebooks and containers, whose kernel or entry point is that interpreter")
     args = parser.parse_args()
+    if args.system:
+        install_into(args.python or sys.executable, args.stack)
+        return
 
-    python, py = find_python(args.python)
-    stack, reason = choose_stack(args.stack, py, glibc_version())
+    python, py, stack, reason = choose_here(args.stack, args.python)
     lock = ROOT / "constraints" / f"{stack}.txt"
     wanted = {"stack": stack, "python": list(py), "digest": digest(lock, ROOT / "pyproject.toml")}
 
-    if STAMP.exists() and json.loads(STAMP.read_text()) == wanted and (VENV / "bin" / "keel").exists():
+    previous = json.loads(STAMP.read_text()) if STAMP.exists() else None
+    if previous == wanted and (VENV / "bin" / "keel").exists():
         say(f"up to date: .venv has stack {stack} ({reason})")
         return
     say(f"stack {stack} ({reason})")
     started = time.monotonic()
-    if VENV.exists() and (not (VENV / "bin" / "python").exists() or python_version(str(VENV / "bin" / "python")) != py):
-        say("removing .venv built for another Python")
+    # A venv of another stack or Python, or of unknown content, is rebuilt: installing one lock
+    # over another with --no-deps would leave the other's extra packages behind.
+    if VENV.exists() and (previous is None or previous["stack"] != stack or previous["python"] != list(py)):
+        say(f"removing .venv built for {previous['stack'] if previous else 'an unknown stack'}")
         shutil.rmtree(VENV)
     if not VENV.exists():
         subprocess.run([python, "-m", "venv", str(VENV)], check=True)
-    STAMP.unlink(missing_ok=True)
+    # Marks the venv as this stack's, not yet complete, so an interrupted install resumes here.
+    STAMP.write_text(json.dumps({**wanted, "digest": None}))
     say(f"installing {sum(1 for l in lock.read_text().splitlines() if '==' in l)} pinned packages "
         f"from constraints/{lock.name} (a cold install takes a few minutes)")
-    pip("install", "--no-deps", "--ignore-requires-python", "-r", str(lock))
+    venv_python = str(VENV / "bin" / "python")
+    pip(venv_python, "install", "--no-deps", "--ignore-requires-python", "-r", str(lock))
     # keel itself: every dependency is already there, so the resolver only checks the pins.
-    pip("install", "--no-build-isolation", "--ignore-requires-python", "-c", str(lock), "-e", f"{ROOT}[dev]")
-    pip("check")
+    pip(venv_python, "install", "--no-build-isolation", "--ignore-requires-python", "-c", str(lock), "-e", f"{ROOT}[dev]")
+    pip(venv_python, "check")
     STAMP.write_text(json.dumps(wanted))
     say(f"done in {time.monotonic() - started:.0f}s: .venv/bin/keel is ready")
 

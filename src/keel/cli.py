@@ -234,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     args = build_parser().parse_args(argv)
+    if args.func is not cmd_validate:  # the one command that never loads TensorFlow
+        from keel.startup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     from keel.errors import KeelError
 
     try:
