@@ -325,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join([".venv/bin/python bench/pipeline.py", *(argv if argv is not None else sys.argv[1:])])
     report = render(measurements, args.rounds, command, started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    previous = args.out.read_text() if args.out.exists() else ""
+    both = previous.find("\n## Both stacks\n")  # bench/stacks.py's section, measured separately: kept
     tmp = args.out.with_suffix(".md.tmp")
-    tmp.write_text(report)
+    tmp.write_text(report + (previous[both:] if both >= 0 else ""))
     tmp.replace(args.out)
     print(report)
     return 0

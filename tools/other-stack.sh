@@ -5,6 +5,7 @@
 #   glibc >= 2.39 host (Debian 13):  a Debian 12 root: Python 3.11, glibc 2.36 -> TFX 1.16
 #
 #   bash tools/other-stack.sh 'make test'
+#   KEEL_ROOT_SUITE=noble bash tools/other-stack.sh 'make demo'   # another root: Ubuntu 24.04 here
 #
 # The root is kept in $KEEL_ROOTS (default /var/cache/keel) and reused; so is the .venv inside it.
 # The checkout is copied in fresh each time (a clone of HEAD plus the working tree's changes).
@@ -16,16 +17,21 @@ say() { echo "other-stack: $*"; }
 
 glibc=$(getconf GNU_LIBC_VERSION | cut -d' ' -f2)
 if [ "$(printf '%s\n2.39\n' "$glibc" | sort -V | head -n1)" = 2.39 ]; then suite=bookworm; else suite=trixie; fi
+suite=${KEEL_ROOT_SUITE:-$suite}
+case $suite in  # Ubuntu's suites need its archive keyring on the host (debootstrap checks signatures)
+  jammy|noble) mirror=http://archive.ubuntu.com/ubuntu; components=main,universe ;;
+  *) mirror=http://deb.debian.org/debian; components=main ;;
+esac
 root=${KEEL_ROOTS:-/var/cache/keel}/$suite
-say "host glibc $glibc; other stack in a Debian $suite root at $root"
+say "host glibc $glibc; the other stack in a $suite root at $root"
 
 if [ ! -e "$root/.keel-root-complete" ]; then
   command -v debootstrap >/dev/null || { say "installing debootstrap"; apt-get install -y -qq debootstrap >/dev/null; }
   rm -rf "$root"; mkdir -p "$root"
   started=$SECONDS
-  debootstrap --variant=minbase \
+  debootstrap --variant=minbase --components="$components" \
     --include=python3,python3-venv,python3-dev,make,git,ca-certificates,build-essential \
-    "$suite" "$root" http://deb.debian.org/debian >"$root.debootstrap.log" 2>&1 \
+    "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
     || { tail -n 20 "$root.debootstrap.log"; say "error: debootstrap $suite failed; log: $root.debootstrap.log"; exit 2; }
   touch "$root/.keel-root-complete"
   say "made the $suite root in $((SECONDS - started))s"

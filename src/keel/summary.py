@@ -1,6 +1,7 @@
 """The end-of-run summary, read back from ML Metadata: what ran, what was cached, metrics, push."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 from keel import metadata
@@ -15,6 +16,7 @@ class ComponentResult:
     node_id: str
     status: str  # ran | cached | failed | not run | interrupted
     seconds: float | None
+    cpu_seconds: float | None = None  # process CPU time (all threads) while it ran; None for runs before keel kept it
 
 
 @dataclasses.dataclass
@@ -96,16 +98,17 @@ def collect_summary(store, run, name: str, node_ids: list[str], workdir: Path, s
                     log_file: Path) -> RunSummary:
     """Builds the RunSummary of pipeline run `run` (a pipeline_run context, or None if none started)."""
     summary = RunSummary(pipeline=name, workdir=workdir, seconds=seconds, log_file=log_file)
-    executions = {}
+    executions, cpu = {}, {}
     if run is not None:
         summary.run_id = run.name
         executions = {n.node_id: n for n in metadata.run_executions(store, run)}
+        cpu = json.loads(metadata.custom(run, "keel_cpu_seconds", "{}"))
     for node_id in node_ids:
         ran = executions.get(node_id)
         status = STATE_WORDS.get(ran.state, ran.state.lower()) if ran else "not run"
         if ran and ran.is_resolver and status == "ran":
             status = "resolved"
-        summary.components.append(ComponentResult(node_id, status, ran.seconds if ran else None))
+        summary.components.append(ComponentResult(node_id, status, ran.seconds if ran else None, cpu.get(node_id)))
 
     def output(node_id: str, key: str):
         ran = executions.get(node_id)

@@ -27,7 +27,8 @@ class _Progress(logging.Handler):
     def __init__(self, node_ids: list[str], out):
         super().__init__(logging.INFO)
         self.node_ids, self.out = node_ids, out
-        self.started: dict[str, float] = {}
+        self.started: dict[str, tuple[float, float]] = {}  # node id -> (wall, process CPU) at its start
+        self.cpu_seconds: dict[str, float] = {}  # of every thread of this process: Beam's in-memory runner too
         self.cached: set[str] = set()
         self.current = None
 
@@ -38,13 +39,15 @@ class _Progress(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "Component %s is running.":
             self.current = record.args[0]
-            self.started[self.current] = time.monotonic()
+            self.started[self.current] = (time.monotonic(), time.process_time())
             print(f"{self._label(self.current)} running", file=self.out, flush=True)
         elif record.msg == "A cached execution %d is used." and self.current:
             self.cached.add(self.current)
         elif record.msg == "Component %s is finished.":
             node = record.args[0]
-            took = time.monotonic() - self.started.get(node, time.monotonic())
+            wall, cpu = self.started.get(node, (time.monotonic(), time.process_time()))
+            took = time.monotonic() - wall
+            self.cpu_seconds[node] = round(time.process_time() - cpu, 3)
             how = "cached" if node in self.cached else f"done in {took:.1f}s"
             print(f"{self._label(node)} {how}", file=self.out, flush=True)
 
@@ -156,7 +159,8 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | 
         log_file = workdir / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
         started = time.time()
         failure = None
-        with _captured_logs(log_file, _Progress(node_ids, out)):
+        progress = _Progress(node_ids, out)
+        with _captured_logs(log_file, progress):
             try:
                 tfx.orchestration.LocalDagRunner().run(pipeline)
             except Exception as e:  # classified below: the user's problem, or a bug
@@ -168,7 +172,8 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | 
                                         "keel_spec_path": str(spec.path), "keel_spec_sha256": spec.sha256(),
                                         "keel_data": json.dumps(provenance, sort_keys=True),
                                         "keel_code": json.dumps(code_provenance(spec.resolve(spec.model.module)),
-                                                                sort_keys=True)})
+                                                                sort_keys=True),
+                                        "keel_cpu_seconds": json.dumps(progress.cpu_seconds, sort_keys=True)})
             else:
                 run = None
             summary = collect_summary(store, run, spec.pipeline.name, node_ids, workdir, time.time() - started,
