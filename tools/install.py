@@ -68,6 +68,11 @@ def python_version(python: str) -> tuple | None:
     return tuple(int(p) for p in result.stdout.split()) if result.returncode == 0 else None
 
 
+def has_venv(python: str) -> bool:
+    """Whether the interpreter can make a venv with pip (Debian and Ubuntu ship that part separately)."""
+    return subprocess.run([python, "-c", "import ensurepip, venv"], capture_output=True).returncode == 0
+
+
 def stacks_for(py: tuple, glibc: tuple) -> list:
     """The stacks an interpreter of version py can run on a host with this glibc, newest first."""
     return [name for name, need in STACKS.items() if need["python"] == py and glibc >= need["glibc"]]
@@ -84,26 +89,38 @@ class NoFit(Exception):
     """No interpreter and stack fit this host; the message says what it has and what to install."""
 
 
-def interpreters(explicit: str | None) -> list:
-    """(name, path, version) of each candidate interpreter that exists; version None where it does not
-    run (a pyenv shim of a version not selected, say)."""
+def interpreters(explicit: str | None, search_path: str | None = None) -> list:
+    """(name, path, version, has venv) of each candidate interpreter, version None where none runs. A
+    name is looked up in every directory of PATH in turn, so a pyenv shim of a version not selected
+    does not hide the system's interpreter of that name further down PATH."""
     found = []
     for name in [explicit] if explicit else INTERPRETERS:
-        path = shutil.which(name) or (name if Path(name).exists() else None)
-        if path or explicit:
-            found.append((name, path, python_version(path) if path else None))
+        if os.sep in name:
+            paths = [name] if Path(name).exists() else []
+        else:
+            dirs = (search_path if search_path is not None else os.environ.get("PATH", "")).split(os.pathsep)
+            paths = [str(Path(d) / name) for d in dict.fromkeys(dirs) if d and os.access(Path(d) / name, os.X_OK)]
+        running = next(((path, v) for path in paths if (v := python_version(path)) is not None), None)
+        if running:
+            found.append((name, *running, has_venv(running[0])))
+        elif paths or explicit:
+            found.append((name, paths[0] if paths else None, None, False))
     return found
 
 
-def choose(requested: str | None, candidates: list, glibc: tuple) -> tuple:
+def choose(requested: str | None, candidates: list, glibc: tuple, need_venv: bool = True) -> tuple:
     """Returns (python path, python version, stack, reason): the first candidate interpreter with a
-    stack this glibc can run, and its newest such stack (or the one requested). Raises NoFit."""
+    stack this glibc can run (and, with need_venv, the venv module), and its newest such stack (or
+    the one requested). Raises NoFit."""
     if requested and requested not in STACKS:
         raise NoFit(f"--stack {requested!r} is unknown; expected one of: {', '.join(STACKS)}")
     seen = []
-    for name, path, py in candidates:
+    for name, path, py, venv in candidates:
         if py is None:
             seen.append(f"{name} {'does not run' if path else 'does not exist'}")
+            continue
+        if need_venv and not venv:
+            seen.append(f"{name} is {dotted(py)} without venv (apt-get install python{dotted(py)}-venv)")
             continue
         if requested:
             need = STACKS[requested]
@@ -126,9 +143,9 @@ def choose(requested: str | None, candidates: list, glibc: tuple) -> tuple:
                 f"{requirements()}: install one or pass --python PATH")
 
 
-def choose_here(requested: str | None, explicit_python: str | None) -> tuple:
+def choose_here(requested: str | None, explicit_python: str | None, need_venv: bool = True) -> tuple:
     try:
-        return choose(requested, interpreters(explicit_python), glibc_version())
+        return choose(requested, interpreters(explicit_python), glibc_version(), need_venv)
     except NoFit as e:
         fail(str(e))
 
@@ -152,7 +169,7 @@ def install_into(python: str, requested: str | None) -> None:
 
     No `pip check`: such an interpreter (a Colab runtime, say) carries packages of its own whose
     requirements are not keel's to settle."""
-    python, py, stack, reason = choose_here(requested, python)
+    python, py, stack, reason = choose_here(requested, python, need_venv=False)
     lock = ROOT / "constraints" / f"{stack}.txt"
     say(f"stack {stack} ({reason}), into {python}")
     started = time.monotonic()
@@ -189,7 +206,11 @@ def main() -> None:
         say(f"removing .venv built for {previous['stack'] if previous else 'an unknown stack'}")
         shutil.rmtree(VENV)
     if not VENV.exists():
-        subprocess.run([python, "-m", "venv", str(VENV)], check=True)
+        made = subprocess.run([python, "-m", "venv", str(VENV)], capture_output=True, text=True)
+        if made.returncode != 0:
+            shutil.rmtree(VENV, ignore_errors=True)
+            why = made.stderr.strip().splitlines()[-1] if made.stderr.strip() else f"exit {made.returncode}"
+            fail(f"{python} -m venv failed ({why}); on Debian or Ubuntu: apt-get install python{dotted(py)}-venv")
     # Marks the venv as this stack's, not yet complete, so an interrupted install resumes here.
     STAMP.write_text(json.dumps({**wanted, "digest": None}))
     say(f"installing {sum(1 for l in lock.read_text().splitlines() if '==' in l)} pinned packages "

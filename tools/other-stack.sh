@@ -26,7 +26,10 @@ root=${KEEL_ROOTS:-/var/cache/keel}/$suite
 say "host glibc $glibc; the other stack in a $suite root at $root"
 
 if [ ! -e "$root/.keel-root-complete" ]; then
-  command -v debootstrap >/dev/null || { say "installing debootstrap"; apt-get install -y -qq debootstrap >/dev/null; }
+  if ! command -v debootstrap >/dev/null; then
+    say "installing debootstrap"
+    apt-get install -y -qq debootstrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
+  fi
   rm -rf "$root"; mkdir -p "$root"
   started=$SECONDS
   debootstrap --variant=minbase --components="$components" \
