@@ -38,7 +38,7 @@ MODES = {"in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=
 
 def make_data(rows: int, target: Path, seed: int = 0) -> None:
     """Writes `rows` taxi-shaped rows resampled from the real taxi CSV, with noise on continuous columns."""
-    from keel import datasets
+    from keel.data import datasets
 
     source = datasets.materialise("taxi", target.parent / "taxi-source")
     with open(source["file"], newline="") as f:
@@ -69,9 +69,9 @@ import json, sys, time
 from pathlib import Path
 from tfx import v1 as tfx
 from tfx.orchestration.pipeline import RunOptions
-from keel.spec import load_spec
-from keel.data import resolve_source
-from keel.pipeline import create_pipeline
+from keel.core.spec import load_spec
+from keel.data.sources import resolve_source
+from keel.pipeline.factory import create_pipeline
 
 spec_path, workdir, mode_args = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 spec = load_spec(spec_path)

@@ -9,7 +9,7 @@ Over interleaved rounds (medians reported):
 
 - off / on: a fresh model compiled with jit_compile=False / True trains STEPS steps; steps/s is
   STEPS over the wall time, first step (tracing, compilation) included;
-- auto: keel.training.jit.choose_jit times both modes on the model and its input (the Trainer's
+- auto: keel.executors.training.jit.choose_jit times both modes on the model and its input (the Trainer's
   probe), then a fresh model trains STEPS steps in the chosen mode. Reported both for the training
   alone and with the probe's wall time added;
 - GFLOP/s: training FLOPs per step (3x the forward pass's 2 x multiply-adds of every Dense and Conv2D
@@ -37,9 +37,9 @@ import tensorflow as tf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "training.md"
 sys.path.insert(0, str(REPO / "src"))
-from keel.features import FeatureSet  # noqa: E402
-from keel.modules import load_module  # noqa: E402
-from keel.training.jit import StepClock, choose_jit  # noqa: E402
+from keel.data.features import FeatureSet  # noqa: E402
+from keel.core.modules import load_module  # noqa: E402
+from keel.executors.training.jit import StepClock, choose_jit  # noqa: E402
 
 GOAL_AUTO = 0.97  # auto >= this x the better fixed mode
 GOAL_PEAK = 0.50  # the wide MLP >= this share of the numpy matmul peak

@@ -1,6 +1,6 @@
 """A multilayer perceptron for tabular data, used by pipelines/penguin.toml and pipelines/taxi.toml.
 
-keel calls build_model(hparams, features) with the spec's [model] hparams and a keel.features.FeatureSet:
+keel calls build_model(hparams, features) with the spec's [model] hparams and a keel.data.features.FeatureSet:
 numeric features arrive z-scored as float32 of shape (1,), categorical ones as int64 indices of
 shape (1,). Return an uncompiled keras.Model with one softmax output per class; keel compiles it.
 """

@@ -84,7 +84,7 @@ def pushed_versions(workdir: Path, name: str = "penguin") -> list[str]:
 
 def node_states(workdir: Path) -> dict[str, str]:
     """Node id -> ML Metadata execution state of the latest pipeline run in `workdir`."""
-    from keel import metadata
+    from keel.mlmd import store as metadata
 
     store = metadata.open_store(workdir)
     run = metadata.latest_run_context(store)

@@ -6,7 +6,7 @@ import sys
 import tensorflow_data_validation as tfdv
 
 from conftest import node_states, penguin_spec
-from keel import metadata
+from keel.mlmd import store as metadata
 
 # The spec's pipeline up to SchemaGen (TFX's partial run): the data components are what [beam] changes.
 DATA_COMPONENTS = r"""
@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from tfx import v1 as tfx
 from tfx.orchestration.pipeline import RunOptions
-from keel.data import prepare_source
-from keel.pipeline import create_pipeline
-from keel.spec import load_spec
+from keel.data.sources import prepare_source
+from keel.pipeline.factory import create_pipeline
+from keel.core.spec import load_spec
 
 spec, workdir = load_spec(sys.argv[1]), Path(sys.argv[2])
 source, _ = prepare_source(spec, workdir)

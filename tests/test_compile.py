@@ -5,9 +5,9 @@ import json
 import pytest
 
 from conftest import REPO, keel
-from keel.errors import SpecError
-from keel.runners.vertex import compile_pipeline
-from keel.spec import load_spec
+from keel.core.errors import SpecError
+from keel.runners.cloud import compile_pipeline
+from keel.core.spec import load_spec
 
 LOCAL_NODES = {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
                "Evaluator", "Pusher"}

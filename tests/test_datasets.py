@@ -2,7 +2,7 @@
 
 import csv
 
-from keel import datasets
+from keel.data import datasets
 
 
 def read(path):

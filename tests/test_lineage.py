@@ -16,10 +16,14 @@ import pytest
 import tensorflow as tf
 
 from conftest import TABULAR, keel, penguin_spec, pushed_versions
-from keel import cli, datasets, diff, lineage, warm_start
-from keel.data import prepare_source
-from keel.errors import ModelCodeError, SpecError
-from keel.spec import load_spec
+from keel import cli
+from keel.data import datasets
+from keel.registry import diff
+from keel.mlmd import lineage
+from keel.executors import warm_start
+from keel.data.sources import prepare_source
+from keel.core.errors import ModelCodeError, SpecError
+from keel.core.spec import load_spec
 
 ROWS = {1: 240, 2: 344}
 

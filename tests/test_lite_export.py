@@ -10,9 +10,9 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from conftest import REPO, keel, node_states, pushed_versions
-from keel import metadata
+from keel.mlmd import store as metadata
 from keel.export.examples import dense_matrix, read_split
-from keel.spec import parse_spec, to_toml
+from keel.core.spec import parse_spec, to_toml
 
 UPSTREAM = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
             "Evaluator", "Pusher"]
@@ -156,7 +156,7 @@ def test_export_lite_section_is_optional_and_checked(tmp_path):
                                                                    "smallest", 0.005)
     spec = parse_spec(base + "[export.lite]\nvariants = ['int8']\nmax_size_bytes = 5000\n", tmp_path / "e.toml")
     assert parse_spec(to_toml(spec.resolved()), tmp_path / "f.toml").export.lite == spec.export.lite
-    from keel.errors import SpecError
+    from keel.core.errors import SpecError
 
     with pytest.raises(SpecError, match=r"export\.lite\.chose: unknown key in \[export\.lite\] \(did you mean 'choose'"):
         parse_spec(base + "[export.lite]\nchose = 'smallest'\n", tmp_path / "c.toml")

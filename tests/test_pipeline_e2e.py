@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from conftest import pushed_versions
-from keel import metadata
+from keel.mlmd import store as metadata
 
 NODES = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
          "baseline", "Evaluator", "Pusher"]

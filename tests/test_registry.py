@@ -6,7 +6,9 @@ import shutil
 import pytest
 
 from conftest import keel
-from keel import cli, metadata, registry
+from keel import cli
+from keel.mlmd import store as metadata
+from keel.registry import stages as registry
 
 
 @pytest.fixture()

@@ -175,7 +175,7 @@ def test_a_push_that_fails_to_load_is_reported_and_the_current_version_keeps_ser
 
 
 def test_the_registrys_production_version_is_served(served, examples):
-    from keel import registry
+    from keel.registry import stages as registry
 
     oldest = sorted(p.name for p in (served.workdir / "serving" / "penguin").iterdir())[0]
     assert served_version(served) != oldest

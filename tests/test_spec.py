@@ -3,8 +3,8 @@
 import pytest
 
 from conftest import REPO, keel, penguin_spec
-from keel.errors import SpecError
-from keel.spec import load_spec, parse_spec, to_toml
+from keel.core.errors import SpecError
+from keel.core.spec import load_spec, parse_spec, to_toml
 
 
 def error_of(tmp_path, text: str) -> str:

@@ -6,7 +6,7 @@ import glob
 import tensorflow as tf
 
 from conftest import keel, node_states, penguin_spec
-from keel import datasets
+from keel.data import datasets
 
 
 def write_penguin_tfrecords(source_csv, target):

@@ -16,12 +16,12 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, penguin_spec, pushed_versions
-from keel.errors import AcceleratorError, SpecError
-from keel.spec import parse_spec
-from keel.training.jit import ModeTiming, choose_jit, faster
-from keel.training.precision import dtype_policy, resolve_precision
-from keel.training.record import read_training_record
-from keel.training.strategy import local_tpu_devices, resolve_strategy
+from keel.core.errors import AcceleratorError, SpecError
+from keel.core.spec import parse_spec
+from keel.executors.training.jit import ModeTiming, choose_jit, faster
+from keel.executors.training.precision import dtype_policy, resolve_precision
+from keel.executors.training.record import read_training_record
+from keel.executors.training.strategy import local_tpu_devices, resolve_strategy
 
 # Logical devices must be configured before TensorFlow initialises its devices: its own process.
 TWO_LOGICAL_CPUS = """
@@ -152,7 +152,7 @@ def test_tf_config_selects_multi_worker_mirrored_strategy(tmp_path):
     tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}})
     script = textwrap.dedent("""
         import json
-        from keel.training.strategy import resolve_strategy
+        from keel.executors.training.strategy import resolve_strategy
         print(json.dumps(resolve_strategy("auto").as_dict()))
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,

@@ -14,7 +14,7 @@ def _quiet_libraries() -> None:
 
 
 def cmd_validate(args) -> int:
-    from keel.spec import load_spec, to_toml
+    from keel.core.spec import load_spec, to_toml
 
     spec = load_spec(args.spec)
     print(f"# {spec.path}: valid; every default filled in")
@@ -24,7 +24,7 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     from keel.runners.local import run_pipeline
-    from keel.spec import load_spec
+    from keel.core.spec import load_spec
 
     spec = load_spec(args.spec)
     summary = run_pipeline(spec, workdir=args.workdir, span=args.span)
@@ -73,7 +73,7 @@ def cmd_lineage(args) -> int:
 
     _quiet_tensorflow()
 
-    from keel.lineage import model_lineage, render
+    from keel.mlmd.lineage import model_lineage, render
 
     record = model_lineage(Path(args.workdir), args.model)
     _emit(record, render(record), args.json)
@@ -85,7 +85,8 @@ def cmd_models(args) -> int:
 
     _quiet_tensorflow()
 
-    from keel import lineage, registry
+    from keel.mlmd import lineage
+    from keel.registry import stages as registry
 
     workdir = Path(args.workdir)
     if args.action == "list":
@@ -112,7 +113,7 @@ def cmd_diff(args) -> int:
 
     _quiet_tensorflow()
 
-    from keel.diff import diff, render
+    from keel.registry.diff import diff, render
 
     result = diff(Path(args.workdir), args.a, args.b)
     _emit(result, render(result), args.json)
@@ -126,7 +127,7 @@ def cmd_export(args) -> int:
 
     out = Path(args.out) if args.out else None
     if args.target.endswith(".toml"):
-        from keel.spec import load_spec
+        from keel.core.spec import load_spec
 
         result = standalone.export_spec(load_spec(args.target), args.workdir, args.variants, out)
     else:
@@ -139,8 +140,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from keel.runners.vertex import compile_pipeline
-    from keel.spec import load_spec
+    from keel.runners.cloud import compile_pipeline
+    from keel.core.spec import load_spec
 
     spec = load_spec(args.spec, check_files=False)
     output = compile_pipeline(spec, args.target, args.output)
@@ -235,10 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     args = build_parser().parse_args(argv)
     if args.func is not cmd_validate:  # the one command that never loads TensorFlow
-        from keel.startup import import_tensorflow_quietly
+        from keel.core.startup import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from keel.errors import KeelError
+    from keel.core.errors import KeelError
 
     try:
         return args.func(args)

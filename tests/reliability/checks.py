@@ -23,7 +23,7 @@ def one_line_error(result: subprocess.CompletedProcess, *fragments: str, code: i
 def nothing_half_written(workdir: Path) -> None:
     """ML Metadata marks no output of an unfinished execution LIVE, and every version serving would
     consider (a numbered directory with saved_model.pb) is a complete, loadable SavedModel."""
-    from keel import metadata
+    from keel.mlmd import store as metadata
     from keel.serving.versions import versions
 
     if metadata.store_path(workdir).exists():
@@ -43,7 +43,7 @@ def nothing_half_written(workdir: Path) -> None:
 
 def node_states_of_all_runs(workdir: Path) -> list[tuple[str, str]]:
     """(node id, state name) of every execution in the workdir, oldest first."""
-    from keel import metadata
+    from keel.mlmd import store as metadata
 
     store = metadata.open_store(workdir)
     executions = sorted(store.get_executions(), key=lambda e: e.id)

@@ -11,7 +11,7 @@ import pytest
 
 from checks import nothing_half_written, one_line_error
 from conftest import keel, node_states, penguin_spec
-from keel import datasets
+from keel.data import datasets
 
 
 def penguins_csv(directory, changes: dict[tuple[int, str], str]):

@@ -12,7 +12,7 @@ import pytest
 
 from checks import one_line_error
 from conftest import keel, penguin_spec
-from keel import datasets
+from keel.data import datasets
 
 
 def penguins_csv(directory: Path) -> Path:

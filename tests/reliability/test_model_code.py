@@ -10,7 +10,7 @@ import pytest
 from checks import nothing_half_written, one_line_error
 from conftest import keel, node_states, penguin_spec
 
-HEADER = "import keras\nfrom keel.features import FeatureSet\n\n"
+HEADER = "import keras\nfrom keel.data.features import FeatureSet\n\n"
 BODY = '''
 def inputs_of(features):
     inputs = {n: keras.Input(shape=(1,), name=n, dtype="float32") for n in features.numeric}

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keel.errors import ExportError
+from keel.core.errors import ExportError
 
 
 def read_split(examples_uri: str, split: str, limit: int | None = None) -> list[bytes]:

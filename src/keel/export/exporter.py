@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from keel.errors import ExportError
+from keel.core.errors import ExportError
 from keel.export import examples as example_rows
 from keel.export import report
 from keel.export.mobile import inspect_saved_model, save_mobile_model

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from keel.errors import ExportError
-from keel.features import LABEL_VOCABULARY
-from keel.signatures import OUTPUT_PROBABILITIES
+from keel.core.errors import ExportError
+from keel.data.features import LABEL_VOCABULARY
+from keel.executors.signatures import OUTPUT_PROBABILITIES
 
 RAW_SIGNATURE = "serving_raw"
 MOBILE_SIGNATURE = "serving_mobile"

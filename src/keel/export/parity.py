@@ -7,9 +7,9 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from keel.errors import ExportError
+from keel.core.errors import ExportError
 from keel.export.mobile import MOBILE_INPUT, MOBILE_SIGNATURE, RAW_SIGNATURE
-from keel.signatures import OUTPUT_PROBABILITIES
+from keel.executors.signatures import OUTPUT_PROBABILITIES
 
 
 @dataclasses.dataclass

@@ -8,8 +8,8 @@ output its Evaluator read, both found through ML Metadata; the policy is the spe
 import dataclasses
 from pathlib import Path
 
-from keel import metadata
-from keel.errors import ExportError
+from keel.mlmd import store as metadata
+from keel.core.errors import ExportError
 from keel.export.exporter import LITE_DIR, LiteExport, LitePolicy, export_lite
 
 

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 import tensorflow as tf
 
-from keel.errors import ExportError
+from keel.core.errors import ExportError
 from keel.export.mobile import MOBILE_SIGNATURE
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")

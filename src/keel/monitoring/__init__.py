@@ -17,10 +17,10 @@ import tensorflow_data_validation as tfdv
 
 from keel.monitoring import checks, logs
 from keel.monitoring.checks import Alert, Thresholds
-from keel.monitoring.lineage import training_lineage
+from keel.mlmd.training_data import training_lineage
 from keel.monitoring.logs import LogError
 from keel.monitoring.report import write_reports
-from keel.spec import MonitorSection
+from keel.core.spec import MonitorSection
 
 
 @dataclasses.dataclass
@@ -73,7 +73,7 @@ def _read_labels(path: Path) -> dict[str, str]:
 
 
 def _accuracy(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_name: str):
-    from keel.summary import eval_metrics
+    from keel.runners.summary import eval_metrics
 
     joined = [(r.predicted, labels[r.request_id]) for r in rows if r.request_id in labels]
     if not joined:

@@ -17,7 +17,7 @@ from google.protobuf import message
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from keel.errors import KeelError
+from keel.core.errors import KeelError
 
 
 class LogError(KeelError):

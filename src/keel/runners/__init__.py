@@ -1,0 +1,7 @@
+"""Where a pipeline runs: this machine, or compiled for Vertex AI / Kubeflow, and the Beam options it uses.
+
+- `local`: `run_pipeline` (preflight, prepare, execute, record) on LocalDagRunner with SQLite ML Metadata.
+- `summary`: the end-of-run summary, read back from ML Metadata.
+- `cloud`: the Kubeflow v2 IR for Vertex AI Pipelines or Kubeflow Pipelines, and the Vertex Trainer.
+- `beam`: the Beam pipeline options from the spec's [beam] section.
+"""

@@ -1,6 +1,6 @@
 """Beam pipeline options from the spec's [beam] section, for every Beam-based TFX component."""
 
-from keel.spec import Spec
+from keel.core.spec import Spec
 
 
 def beam_pipeline_args(spec: Spec) -> list[str]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from absl import logging as absl_logging
 
-from keel.errors import KeelError, find_keel_error
-from keel.modules import load_module, require_function
-from keel.spec import Spec
+from keel.core.errors import KeelError, find_keel_error
+from keel.core.modules import load_module, require_function
+from keel.core.spec import Spec
 
 
 class _Progress(logging.Handler):
@@ -125,18 +125,18 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | 
     Returns the RunSummary. Raises KeelError (user-facing, one line) for bad input or data; other
     exceptions are bugs and carry the log file's path in their message.
     """
-    from keel.training.strategy import check_accelerator
+    from keel.executors.training.strategy import check_accelerator
 
     check_accelerator(spec.train.accelerator, spec.train.tpu)  # before the pipeline, not at its Trainer
     module_path = spec.resolve(spec.model.module)
     require_function(load_module(module_path), "build_model", module_path)  # import errors too, up front
     from tfx import v1 as tfx
 
-    from keel.data import prepare_source
-    from keel.metadata import close_interrupted, latest_run_context, open_store, set_custom, store_path
-    from keel.modules import code_provenance
-    from keel.pipeline import create_pipeline
-    from keel.summary import collect_summary
+    from keel.data.sources import prepare_source
+    from keel.mlmd.store import close_interrupted, latest_run_context, open_store, set_custom, store_path
+    from keel.core.modules import code_provenance
+    from keel.pipeline.factory import create_pipeline
+    from keel.runners.summary import collect_summary
 
     out = out or sys.stdout
     workdir = Path(workdir or spec.default_workdir()).resolve()

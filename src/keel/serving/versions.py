@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 
-from keel.errors import KeelError
+from keel.core.errors import KeelError
 
 log = logging.getLogger("keel.serve")
 
@@ -47,7 +47,7 @@ def versions(root: Path) -> list[str]:
 
 def _production_version(workdir: Path, name: str) -> str | None:
     try:
-        from keel.registry import production_version
+        from keel.registry.stages import production_version
     except ImportError:
         return None
     return production_version(Path(workdir), name)

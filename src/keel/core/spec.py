@@ -18,7 +18,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from pydantic_core import PydanticCustomError
 
-from keel.errors import SpecError
+from keel.core.errors import SpecError
 
 
 class _Section(BaseModel):
@@ -245,7 +245,7 @@ def load_spec(path: str | Path, check_files: bool = True) -> Spec:
 
 def check_against_files(spec: Spec) -> None:
     """Raises SpecError (one line per problem) where the spec disagrees with the files it names."""
-    from keel.data import resolve_source  # data reads files; spec parsing alone does not need it
+    from keel.data.sources import resolve_source  # data reads files; spec parsing alone does not need it
 
     name = spec.path.name
     problems = []
@@ -253,7 +253,7 @@ def check_against_files(spec: Spec) -> None:
     if not module.is_file():
         problems.append(f"{name}: model.module: {spec.model.module!r} does not exist (looked for {module})")
     if spec.model.warm_start:
-        from keel.warm_start import check_warm_start
+        from keel.executors.warm_start import check_warm_start
 
         try:
             check_warm_start(spec.resolve(spec.model.warm_start), spec.model.warm_start)

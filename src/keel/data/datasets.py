@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable
 
-from keel.errors import SpecError
+from keel.core.errors import SpecError
 
 
 @dataclasses.dataclass(frozen=True)

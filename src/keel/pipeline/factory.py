@@ -14,19 +14,19 @@ from pathlib import Path
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from keel.components.baseline import LatestBlessedBeforeCandidate
-from keel.components.data_gate import DataGate
-from keel.components.lite_exporter import LiteExporter
-from keel.data import DataSource
-from keel.modules import load_module, module_sha256
+from keel.pipeline.components.baseline import LatestBlessedBeforeCandidate
+from keel.pipeline.components.data_gate import DataGate
+from keel.pipeline.components.lite_exporter import LiteExporter
+from keel.data.sources import DataSource
+from keel.core.modules import load_module, module_sha256
 from keel.runners.beam import beam_pipeline_args
-from keel.runners.vertex import vertex_trainer
-from keel.spec import TFMA_METRIC_CLASS, Spec
-from keel.signatures import OUTPUT_PROBABILITIES
-from keel.warm_start import path_sha256
+from keel.runners.cloud import vertex_trainer
+from keel.core.spec import TFMA_METRIC_CLASS, Spec
+from keel.executors.signatures import OUTPUT_PROBABILITIES
+from keel.core.fingerprint import path_sha256
 
-PREPROCESSING_FN = "keel.transform.preprocessing_fn"
-RUN_FN = "keel.trainer.run_fn"
+PREPROCESSING_FN = "keel.executors.transform.preprocessing_fn"
+RUN_FN = "keel.executors.trainer.run_fn"
 WARM_START = "warm_start"
 
 
@@ -98,7 +98,7 @@ def create_pipeline(spec: Spec, source: DataSource, workdir: Path | None, beam_a
 
     target "local": root, ML Metadata and pushed models under `workdir`. "vertex" / "kubeflow": root and
     pushes under `[cloud] pipeline_root`, the model module at `[cloud] module` inside the image, and (vertex)
-    the Trainer as a Vertex AI custom job on `[cloud.trainer]`'s machine (see keel.runners.vertex).
+    the Trainer as a Vertex AI custom job on `[cloud.trainer]`'s machine (see keel.runners.cloud).
     """
     name = spec.pipeline.name
     local = target == "local"

@@ -1,6 +1,6 @@
 """Compiles a spec's pipeline for Vertex AI Pipelines or Kubeflow Pipelines (v2 IR), offline.
 
-The same DAG as a local run (keel.pipeline.create_pipeline) with cloud paths: artifacts and pushed
+The same DAG as a local run (keel.pipeline.factory.create_pipeline) with cloud paths: artifacts and pushed
 models under `[cloud] pipeline_root`, data from `[cloud] data` (or a gs:// `data.source`), every
 component in `[cloud] image`, Beam options from `[beam]` (Dataflow for data that outgrows one
 machine), and for Vertex the Trainer as a Vertex AI custom training job on `[cloud.trainer]`'s
@@ -9,8 +9,8 @@ machine, TPU or GPUs.
 
 from pathlib import Path
 
-from keel.errors import SpecError
-from keel.spec import Spec
+from keel.core.errors import SpecError
+from keel.core.spec import Spec
 
 TARGETS = ("vertex", "kubeflow")
 
@@ -41,7 +41,7 @@ def vertex_trainer(spec: Spec):
 
 
 def _cloud_source(spec: Spec):
-    from keel.data import DataSource, _kind_of
+    from keel.data.sources import DataSource, _kind_of
 
     name = spec.path.name
     location = spec.cloud.data or (spec.data.source if spec.data.source.startswith("gs://") else None)
@@ -79,7 +79,7 @@ def compile_pipeline(spec: Spec, target: str, output: Path) -> Path:
     source = _cloud_source(spec)
     from tfx import v1 as tfx
 
-    from keel.pipeline import create_pipeline
+    from keel.pipeline.factory import create_pipeline
 
     pipeline = create_pipeline(spec, source, None, target=target)
     output = Path(output).resolve()

@@ -20,7 +20,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
-from keel.errors import DataError
+from keel.core.errors import DataError
 
 MAX_LISTED = 12
 

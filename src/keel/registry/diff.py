@@ -7,7 +7,9 @@ TFDV's drift comparators from the runs' statistics), the code, borrowed weights 
 
 from pathlib import Path
 
-from keel import lineage, metadata, registry
+from keel.mlmd import lineage
+from keel.mlmd import store as metadata
+from keel.registry import stages as registry
 
 # TFDV's drift comparators: Jensen-Shannon divergence for numeric features, L-infinity distance of
 # the value frequencies for categorical ones. A zero threshold makes TFDV report every measurement.

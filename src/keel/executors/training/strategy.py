@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import tensorflow as tf
 
-from keel.errors import AcceleratorError
+from keel.core.errors import AcceleratorError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "tpu")
 CONNECT_TIMEOUT_S = 10.0

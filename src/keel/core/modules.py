@@ -1,17 +1,18 @@
 """Loads user model code by file path (never as an importable package named `models`)."""
 
-import hashlib
 import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
-from keel.errors import ModelCodeError
+from keel.core.errors import ModelCodeError
+from keel.core.fingerprint import file_sha256
 
 
 def module_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The model module's sha256: the code part of a model's fingerprint."""
+    return file_sha256(path)
 
 
 def code_provenance(path: str | Path) -> dict:

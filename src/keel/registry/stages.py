@@ -12,8 +12,9 @@ import dataclasses
 import time
 from pathlib import Path
 
-from keel import lineage, metadata
-from keel.errors import KeelError
+from keel.mlmd import lineage
+from keel.mlmd import store as metadata
+from keel.core.errors import KeelError
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 STAGES = (CANDIDATE, PRODUCTION, ARCHIVED)

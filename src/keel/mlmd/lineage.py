@@ -9,8 +9,8 @@ pushed versions and any other export of the model (e.g. LiteRT).
 import json
 from pathlib import Path
 
-from keel import metadata
-from keel.errors import KeelError
+from keel.mlmd import store as metadata
+from keel.core.errors import KeelError
 
 TRAINER, TRANSFORM, STATISTICS, EVALUATOR, PUSHER = "Trainer", "Transform", "StatisticsGen", "Evaluator", "Pusher"
 
@@ -35,7 +35,7 @@ def _exec_json(execution, key: str) -> dict:
 
 
 def _sha256_of(uri: str | None) -> str | None:
-    from keel.warm_start import path_sha256
+    from keel.core.fingerprint import path_sha256
 
     return path_sha256(Path(uri)) if uri and Path(uri).exists() else None
 
@@ -117,7 +117,7 @@ def resolve_model(store, ref: str, by_artifact_id: bool = True):
 
 def evaluation_of(store, model) -> dict:
     """Metrics and blessing of the Evaluator that judged `model` as its candidate."""
-    from keel.summary import eval_metrics
+    from keel.runners.summary import eval_metrics
 
     for execution in metadata.consumers(store, model.id).get("model", []):
         if metadata.node_id(store, execution) != EVALUATOR:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # reading a record back (the run summary) needs no TensorFlow
-    from keel.training.jit import JitChoice
-    from keel.training.strategy import Placement
+    from keel.executors.training.jit import JitChoice
+    from keel.executors.training.strategy import Placement
 
 RECORD_FILE = "keel_training.json"
 

@@ -15,7 +15,7 @@ TF1-style loaders (tfx_bsl) and the TFLite converter cannot find them (see DESIG
 
 import tensorflow as tf
 
-from keel.features import FeatureSet
+from keel.data.features import FeatureSet
 
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_CLASSES = "classes"

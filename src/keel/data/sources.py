@@ -7,8 +7,8 @@ import glob
 import hashlib
 from pathlib import Path
 
-from keel import datasets
-from keel.errors import SpecError
+from keel.data import datasets
+from keel.core.errors import SpecError
 
 CSV_SUFFIXES = (".csv",)
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".gz")

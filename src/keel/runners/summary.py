@@ -4,8 +4,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from keel import metadata
-from keel.training.record import describe_record, read_training_record
+from keel.mlmd import store as metadata
+from keel.executors.training.record import describe_record, read_training_record
 
 STATE_WORDS = {"COMPLETE": "ran", "CACHED": "cached", "FAILED": "failed", "RUNNING": "interrupted",
                "NEW": "not run", "CANCELED": "canceled"}
@@ -31,7 +31,7 @@ class RunSummary:
     blessed: bool | None = None
     blessing_reasons: list[str] = dataclasses.field(default_factory=list)
     model_uri: str | None = None
-    training: str | None = None  # placement, precision and the XLA choice (keel.training.record)
+    training: str | None = None  # placement, precision and the XLA choice (keel.executors.training.record)
     pushed_to: str | None = None
 
     def status_of(self, node_id: str) -> str:

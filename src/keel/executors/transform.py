@@ -10,8 +10,8 @@ so a training-only change in the spec leaves Transform cached.
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from keel.features import LABEL_VOCABULARY, dtype_kind, split_features
-from keel.modules import load_module
+from keel.data.features import LABEL_VOCABULARY, dtype_kind, split_features
+from keel.core.modules import load_module
 
 
 def _dense(x, default):

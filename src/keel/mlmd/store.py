@@ -17,7 +17,7 @@ def open_store(workdir: Path) -> metadata_store.MetadataStore:
     """Opens the workdir's SQLite ML Metadata store (it must exist)."""
     path = store_path(workdir)
     if not path.exists():
-        from keel.errors import KeelError
+        from keel.core.errors import KeelError
 
         raise KeelError(f"{workdir}: no ML Metadata store here (run `keel run SPEC` first)")
     config = metadata_store_pb2.ConnectionConfig()

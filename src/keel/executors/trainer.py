@@ -1,12 +1,12 @@
 """The generic `run_fn` TFX's Trainer calls: build the user's model, fit it, export signatures.
 
-The Trainer is configured with `run_fn="keel.trainer.run_fn"` and the model module's path in
+The Trainer is configured with `run_fn="keel.executors.trainer.run_fn"` and the model module's path in
 `custom_config`, so TFX never packages user code into a wheel at run time. The user's module
 defines `build_model(hparams, features) -> keras.Model`, returning an uncompiled model whose inputs
 are named after `features.names` and whose output is one probability per class.
 
-The model is built and compiled under the strategy and dtype policy `keel.training` resolves from
-`[train]`, with XLA on or off as `keel.training.jit` decides; the decision is saved with the model.
+The model is built and compiled under the strategy and dtype policy `keel.executors.training` resolves from
+`[train]`, with XLA on or off as `keel.executors.training.jit` decides; the decision is saved with the model.
 """
 
 import json
@@ -18,15 +18,15 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from keel.errors import ModelCodeError
-from keel.features import LABEL_VOCABULARY, FeatureSet, dtype_kind, split_features
-from keel.modules import load_module, require_function
-from keel import warm_start
-from keel.signatures import save_serving_model
-from keel.training.jit import choose_jit
-from keel.training.precision import dtype_policy, resolve_precision
-from keel.training.record import describe_record, training_record, write_training_record
-from keel.training.strategy import resolve_strategy
+from keel.core.errors import ModelCodeError
+from keel.data.features import LABEL_VOCABULARY, FeatureSet, dtype_kind, split_features
+from keel.core.modules import load_module, require_function
+from keel.executors import warm_start
+from keel.executors.signatures import save_serving_model
+from keel.executors.training.jit import choose_jit
+from keel.executors.training.precision import dtype_policy, resolve_precision
+from keel.executors.training.record import describe_record, training_record, write_training_record
+from keel.executors.training.strategy import resolve_strategy
 
 
 def feature_set(tf_transform_output: tft.TFTransformOutput, config: dict) -> FeatureSet:
@@ -46,7 +46,7 @@ def feature_set(tf_transform_output: tft.TFTransformOutput, config: dict) -> Fea
                     categorical[n] = tf_transform_output.vocabulary_size_by_name(n) + 1
                 except (ValueError, tf.errors.NotFoundError):
                     raise ModelCodeError(f"preprocessing_fn: integer output {n!r} has no vocabulary named {n!r}; "
-                                         "encode it with keel.transform.encode_categorical(x, name)") from None
+                                         "encode it with keel.executors.transform.encode_categorical(x, name)") from None
         raw_inputs = sorted(n for n in raw_spec if n != label)
     else:
         kinds = {n: dtype_kind(s.dtype) for n, s in raw_spec.items()}

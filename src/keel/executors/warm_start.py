@@ -6,10 +6,9 @@ Importer, so ML Metadata records it as an artifact with its sha256, and the Trai
 before training.
 """
 
-import hashlib
 from pathlib import Path
 
-from keel.errors import ModelCodeError, SpecError
+from keel.core.errors import ModelCodeError, SpecError
 
 FILE_SUFFIXES = (".weights.h5", ".keras")
 
@@ -25,19 +24,6 @@ def check_warm_start(path: Path, written: str) -> None:
     elif not path.name.endswith(FILE_SUFFIXES):
         raise SpecError(f"model.warm_start: {written!r} is neither a SavedModel directory nor a "
                         f"{' or '.join(FILE_SUFFIXES)} file")
-
-
-def path_sha256(path: Path) -> str:
-    """sha256 of a file, or of a directory's files (relative names and contents, in sorted order)."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        if path.is_dir():
-            h.update(f.relative_to(path).as_posix().encode() + b"\0")
-        with f.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def artifact_path(base_model: str) -> Path:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ml_metadata.proto import metadata_store_pb2
 
-from keel import metadata
-from keel.errors import KeelError
+from keel.mlmd import store as metadata
+from keel.core.errors import KeelError
 
 _INPUT = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 _OUTPUT = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
