@@ -32,6 +32,11 @@ def latest_run_context(store) -> metadata_store_pb2.Context | None:
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id), default=None)
 
 
+def run_context(store, run_id: str) -> metadata_store_pb2.Context | None:
+    """The pipeline_run context TFX named `run_id`, or None."""
+    return store.get_context_by_type_and_name("pipeline_run", run_id)
+
+
 def _type_name(store, context) -> str:
     return store.get_context_types_by_id([context.type_id])[0].name
 
