@@ -38,3 +38,11 @@ def find_keel_error(exc: BaseException) -> KeelError | None:
 
 class AcceleratorError(KeelError):
     """The spec asks for an accelerator (TPU, GPU) this machine cannot provide."""
+
+
+class WorkdirError(KeelError):
+    """No workdir, or more than one, matches what a command was given (--workdir, a spec, the search)."""
+
+
+class ServingError(KeelError):
+    """Nothing servable where `keel serve` was pointed, or a `keel serve` setting out of range."""

@@ -94,11 +94,12 @@ class MonitorSection(_Section):
                                  description="largest allowed drop of live accuracy below the eval accuracy")
 
 
-LiteVariant = Literal["float32", "float16", "dynamic", "int8"]
+LITE_VARIANTS = ("float32", "float16", "dynamic", "int8")  # keel.export.variants converts each of these
+LiteVariant = Literal[LITE_VARIANTS]
 
 
 class LiteSection(_Section):
-    variants: list[LiteVariant] = Field(default_factory=lambda: ["float32", "float16", "dynamic", "int8"],
+    variants: list[LiteVariant] = Field(default_factory=lambda: list(LITE_VARIANTS),
                                         min_length=1, description="LiteRT variants to convert and compare")
     choose: Literal["smallest", "most_accurate"] = Field(
         default="smallest", description="which of the variants that pass the gate is exported")

@@ -10,7 +10,8 @@
 
 Both serving signatures run the same TFT graph, so training and serving preprocessing cannot
 diverge. The module tracks the Keras variables' underlying tf.Variables directly: without that,
-TF1-style loaders (tfx_bsl) and the TFLite converter cannot find them (see DESIGN.md, Pitfalls).
+TF1-style loaders (tfx_bsl's RunInference loads SavedModels in a TF1 Session) and the TFLite
+converter ("ReadVariableOp missing attribute 'value'") cannot find them.
 """
 
 import tensorflow as tf

@@ -56,6 +56,10 @@ class LiteExport:
     variants: list[Measurement]
     summary: dict
 
+    def to_dict(self) -> dict:
+        """What `keel export --json` prints: report.json's content and where the export is."""
+        return {"directory": str(self.directory), **report.to_json(self.summary, self.reference, self.variants)}
+
 
 def install(source: Path, target: Path) -> None:
     """Copies directory `source` to `target` through a sibling temporary directory, replacing `target`."""

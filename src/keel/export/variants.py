@@ -15,9 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from keel.core.errors import ExportError
+from keel.core.spec import LITE_VARIANTS as VARIANTS
 from keel.export.mobile import MOBILE_SIGNATURE
-
-VARIANTS = ("float32", "float16", "dynamic", "int8")
 
 
 def _configure(converter, variant: str, representative: Callable[[], Iterable[list[np.ndarray]]] | None):

@@ -48,6 +48,10 @@ class MonitorReport:
         lines.append(f"  {len(self.alerts)} alert(s); report: {self.html}, {self.json}")
         return "\n".join(lines)
 
+    def to_dict(self) -> dict:
+        """What `keel monitor --json` prints: report.json's content and where both reports are."""
+        return {**self.summary, "report_html": str(self.html), "report_json": str(self.json)}
+
 
 def _iso(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

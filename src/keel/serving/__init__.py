@@ -5,5 +5,6 @@ of newly pushed versions and PredictionLog request logs.
 - `codec`: TF Serving's JSON request forms (`instances`, `inputs`) to tensors, and outputs back to JSON.
 - `batching`: joins concurrent requests into one model call.
 - `request_log`: sampled, size-rotated PredictionLog TFRecord files, the format TF Serving writes.
+- `config`: `ServeConfig`, every `keel serve` setting and its default (no TensorFlow import).
 - `app`: the Starlette application and `serve()`, which runs it on uvicorn.
 """

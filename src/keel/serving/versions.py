@@ -13,13 +13,9 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 
-from keel.core.errors import KeelError
+from keel.core.errors import ServingError
 
 log = logging.getLogger("keel.serve")
-
-
-class ServingError(KeelError):
-    """Nothing servable where `keel serve` was pointed."""
 
 
 def model_root(workdir: Path, name: str | None) -> tuple[str, Path]:
