@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 KEEL := $(VENV)/bin/keel
 
-.PHONY: install demo test test-slow test-all bench clean
+.PHONY: install demo docs lint test-fast test test-slow test-all bench clean
 
 install:
 	@$(PYTHON) tools/install.py
@@ -11,8 +11,21 @@ install:
 demo: install
 	$(KEEL) run pipelines/penguin.toml
 
-test: install
-	$(VENV)/bin/pytest -q -m "not slow"
+# docs/spec.md from the spec's pydantic models (tests/test_spec_docs.py fails when it is stale)
+docs: install
+	$(VENV)/bin/python -m keel.core.spec_docs
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# the unit tier: pure parts on real objects, no pipeline runs; well under a minute
+test-fast: install
+	$(VENV)/bin/pytest -q tests/unit
+
+# the unit tier first (fast feedback), then everything else that is not slow
+test: test-fast
+	$(VENV)/bin/pytest -q -m "not slow" --ignore=tests/unit
 
 test-slow: install
 	$(VENV)/bin/pytest -q -m slow

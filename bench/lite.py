@@ -27,10 +27,11 @@ GOAL_RATIO = 30.0
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(REPO / "src"))
+from keel.core.spec import load_spec  # noqa: E402
 from keel.export.exporter import LitePolicy, export_lite  # noqa: E402
 from keel.export.report import table  # noqa: E402
 from keel.export.standalone import latest_pushed  # noqa: E402
-from keel.core.spec import load_spec  # noqa: E402
+
 from results_file import write_results  # noqa: E402  (bench/, on the path when run as a script)
 
 

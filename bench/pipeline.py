@@ -47,9 +47,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the settings check imports
 warnings.filterwarnings("ignore", category=FutureWarning)
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TFMA's deprecation notices when results are read
 sys.path.insert(0, str(REPO / "src"))
-from keel import metadata  # noqa: E402
-from keel.data.datasets import materialise  # noqa: E402
 from keel.core.spec import load_spec, to_toml  # noqa: E402
+from keel.data.datasets import materialise  # noqa: E402
+from keel.mlmd import store as metadata  # noqa: E402
 from keel.runners.summary import ComponentResult, collect_summary  # noqa: E402
 
 

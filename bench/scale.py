@@ -71,11 +71,11 @@ from tfx import v1 as tfx
 from tfx.orchestration.pipeline import RunOptions
 from keel.core.spec import load_spec
 from keel.data.sources import resolve_source
-from keel.pipeline.factory import create_pipeline
+from keel.runners.local import local_pipeline
 
 spec_path, workdir, mode_args = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 spec = load_spec(spec_path)
-pipeline = create_pipeline(spec, resolve_source(spec), workdir, beam_args=mode_args)
+pipeline = local_pipeline(spec, resolve_source(spec), workdir, beam_args=mode_args)
 pipeline.enable_cache = False
 started = time.monotonic()
 # A partial run: Transform and what it depends on (ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, DataGate).

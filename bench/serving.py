@@ -196,7 +196,7 @@ def main() -> int:
         for index, (name, command, server_env) in enumerate(servers):
             out = scratch / f"server-{index}.out"
             running[name] = (*start(command, server_env, out), out)
-        for name, (_, url, _) in running.items():  # warm-up: two requests per client
+        for _, url, _ in running.values():  # warm-up: two requests per client
             asyncio.run(load(url, bodies, 2 * args.clients, args.clients))
         phases = {name: [] for name in running}
         for _ in range(args.rounds):  # interleaved, so changes in the machine's load hit every server alike

@@ -37,8 +37,8 @@ import tensorflow as tf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "training.md"
 sys.path.insert(0, str(REPO / "src"))
-from keel.data.features import FeatureSet  # noqa: E402
 from keel.core.modules import load_module  # noqa: E402
+from keel.data.features import FeatureSet  # noqa: E402
 from keel.executors.training.jit import StepClock, choose_jit  # noqa: E402
 
 GOAL_AUTO = 0.97  # auto >= this x the better fixed mode
@@ -141,7 +141,7 @@ def train(model: keras.Model, dataset: tf.data.Dataset, steps: int) -> dict:
     started = time.perf_counter()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
     wall = time.perf_counter() - started
-    step = statistics.median(b - a for a, b in zip(clock.ends, clock.ends[1:]))
+    step = statistics.median(b - a for a, b in zip(clock.ends, clock.ends[1:], strict=False))
     return {"wall": wall, "steps_per_s": steps / wall, "steady_per_s": 1 / step}
 
 

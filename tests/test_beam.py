@@ -5,8 +5,9 @@ import sys
 
 import tensorflow_data_validation as tfdv
 
-from conftest import node_states, penguin_spec
 from keel.mlmd import store as metadata
+
+from helpers import node_states, penguin_spec
 
 # The spec's pipeline up to SchemaGen (TFX's partial run): the data components are what [beam] changes.
 DATA_COMPONENTS = r"""
@@ -15,20 +16,16 @@ from pathlib import Path
 from tfx import v1 as tfx
 from tfx.orchestration.pipeline import RunOptions
 from keel.data.sources import prepare_source
-from keel.pipeline.factory import create_pipeline
+from keel.runners.local import local_pipeline
 from keel.core.spec import load_spec
 
 spec, workdir = load_spec(sys.argv[1]), Path(sys.argv[2])
 source, _ = prepare_source(spec, workdir)
-tfx.orchestration.LocalDagRunner().run(create_pipeline(spec, source, workdir),
+tfx.orchestration.LocalDagRunner().run(local_pipeline(spec, source, workdir),
                                        run_options=RunOptions(to_nodes=["SchemaGen"]))
 """
 
-MULTI = """
-[beam]
-direct_running_mode = "multi_processing"
-direct_num_workers = 2
-"""
+MULTI = {"beam.direct_running_mode": "multi_processing", "beam.direct_num_workers": 2}
 
 
 def data_outputs(workdir):
@@ -63,7 +60,7 @@ def canonical_schema(path: str) -> str:
 
 def test_multi_processing_matches_in_memory(tmp_path, penguin_runs):
     workdir = tmp_path / "work"
-    spec = penguin_spec(tmp_path, extra=MULTI)
+    spec = penguin_spec(tmp_path, MULTI)
     result = subprocess.run([sys.executable, "-c", DATA_COMPONENTS, str(spec), str(workdir)], capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -4,32 +4,26 @@ import json
 
 import pytest
 
-from conftest import REPO, keel
 from keel.core.errors import SpecError
-from keel.runners.cloud import compile_pipeline
 from keel.core.spec import load_spec
+from keel.runners.cloud import compile_pipeline
+
+from helpers import REPO, keel, write_spec
 
 LOCAL_NODES = {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
                "Evaluator", "Pusher"}
-CLOUD = """
-[beam]
-runner = "DataflowRunner"
-args = ["--max_num_workers=8"]
-
-[cloud]
-project = "my-project"
-pipeline_root = "gs://my-bucket/keel"
-image = "us-docker.pkg.dev/my-project/keel/keel:1.16"
-data = "gs://my-bucket/data/taxi/"
-module = "/pipeline/models/tabular.py"
-trainer = { machine_type = "ct5lp-hightpu-4t", tpu_topology = "2x2" }
-"""
+CLOUD = {
+    "beam": {"runner": "DataflowRunner", "args": ["--max_num_workers=8"]},
+    "cloud": {"project": "my-project", "pipeline_root": "gs://my-bucket/keel",
+              "image": "us-docker.pkg.dev/my-project/keel/keel:1.16", "data": "gs://my-bucket/data/taxi/",
+              "module": "/pipeline/models/tabular.py",
+              "trainer": {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "2x2"}},
+}
 
 
-def taxi_spec(tmp_path, cloud: str = CLOUD):
-    text = (REPO / "pipelines" / "taxi.toml").read_text().replace("../models/", str(REPO / "models") + "/")
-    path = tmp_path / "taxi.toml"
-    path.write_text(text + cloud)
+def taxi_spec(tmp_path, cloud: dict = CLOUD):
+    """pipelines/taxi.toml with the given [beam]/[cloud] tables, written to TMP_PATH/taxi.toml and loaded."""
+    path = write_spec(tmp_path / "taxi.toml", REPO / "pipelines" / "taxi.toml", cloud)
     return load_spec(path, check_files=False)
 
 
@@ -75,7 +69,7 @@ def test_kubeflow_target_keeps_the_trainer_in_the_pipeline_image(tmp_path):
 
 def test_missing_cloud_settings_are_one_line_errors(tmp_path):
     with pytest.raises(SpecError) as caught:
-        compile_pipeline(taxi_spec(tmp_path, cloud='[cloud]\nproject = "p"\n'), "vertex", tmp_path / "p.json")
+        compile_pipeline(taxi_spec(tmp_path, cloud={"cloud": {"project": "p"}}), "vertex", tmp_path / "p.json")
     assert str(caught.value).splitlines() == [
         "taxi.toml: cloud.pipeline_root: required to compile for vertex",
         "taxi.toml: cloud.image: required to compile for vertex",

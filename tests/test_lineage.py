@@ -15,15 +15,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TABULAR, keel, penguin_spec, pushed_versions
 from keel import cli
-from keel.data import datasets
-from keel.registry import diff
-from keel.mlmd import lineage
-from keel.executors import warm_start
-from keel.data.sources import prepare_source
 from keel.core.errors import ModelCodeError, SpecError
 from keel.core.spec import load_spec
+from keel.data import datasets
+from keel.data.sources import prepare_source
+from keel.executors import warm_start
+from keel.mlmd import lineage
+from keel.registry import diff
+
+from helpers import TABULAR, keel, penguin_spec, pushed_versions
 
 ROWS = {1: 240, 2: 344}
 
@@ -42,22 +43,22 @@ def write_spans(root: Path) -> Path:
     return root / "spans"
 
 
-def span_spec(root: Path, steps: int, hparams: str, extra: str = "",
+def span_spec(root: Path, steps: int, hparams: dict, warm_start: str | Path | None = None,
               source: str = "spans/span-{SPAN}/penguins.csv") -> Path:
-    """A briefly trained penguin spec over the spans that always blesses; `extra` goes in [model]."""
-    return penguin_spec(root, steps=steps, source=source, threshold=0.0, hparams=hparams, model_extra=extra,
-                        eval_steps=5, max_regression=1.0)
+    """A briefly trained penguin spec over the spans that always blesses, warm-started from `warm_start`."""
+    return penguin_spec(root, {"model.warm_start": str(warm_start) if warm_start else None}, steps=steps, source=source,
+                        threshold=0.0, hparams=hparams, eval_steps=5, max_regression=1.0)
 
 
 class TwoSpans:
     def __init__(self, root: Path):
         self.root, self.workdir = root, root / "work"
         write_spans(root)
-        self.spec = span_spec(root, 20, "{ hidden = [8], learning_rate = 0.01 }")
+        self.spec = span_spec(root, 20, {"hidden": [8], "learning_rate": 0.01})
         self.run_a = keel("run", self.spec, "--span", "1", "--workdir", self.workdir)
         assert self.run_a.returncode == 0, self.run_a.stderr[-3000:]
         self.version_a = Path(pushed_versions(self.workdir)[-1])
-        span_spec(root, 30, "{ hidden = [8], learning_rate = 0.0 }", f'warm_start = "{self.version_a}"')
+        span_spec(root, 30, {"hidden": [8], "learning_rate": 0.0}, self.version_a)
         self.run_b = keel("run", self.spec, "--workdir", self.workdir)
         assert self.run_b.returncode == 0, self.run_b.stderr[-3000:]
         self.version_b = Path(pushed_versions(self.workdir)[-1])
@@ -135,7 +136,7 @@ def test_warm_start_sets_the_initial_weights(two_spans):
     borrowed = [v.numpy() for v in tf.saved_model.load(str(two_spans.version_a)).keras_variables]
     trained = [v.numpy() for v in tf.saved_model.load(str(two_spans.version_b)).keras_variables]
     assert len(borrowed) == len(trained) == 4
-    for x, y in zip(borrowed, trained):
+    for x, y in zip(borrowed, trained, strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -158,7 +159,7 @@ def test_warm_start_from_a_weights_file(tmp_path):
     source.save_weights(tmp_path / "borrowed.weights.h5")
     assert not np.array_equal(source.weights[0].numpy(), target.weights[0].numpy())
     assert warm_start.load_into(target, tmp_path / "borrowed.weights.h5") == 4
-    for x, y in zip(source.weights, target.weights):
+    for x, y in zip(source.weights, target.weights, strict=True):
         np.testing.assert_array_equal(x.numpy(), y.numpy())
     source.save(tmp_path / "borrowed.keras")
     with pytest.raises(ModelCodeError, match=r"model.warm_start: .*borrowed.keras holds 4 variables .* has 4 with"):
@@ -171,14 +172,14 @@ def test_bad_warm_start_and_span_are_spec_errors(tmp_path):
     for value, expected in (("missing.weights.h5", "'missing.weights.h5' does not exist"),
                             ("not-a-model", "'not-a-model' is a directory without saved_model.pb"),
                             (str(TABULAR), "is neither a SavedModel directory nor a .weights.h5 or .keras file")):
-        spec = span_spec(tmp_path, 5, "{}", f'warm_start = "{value}"')
+        spec = span_spec(tmp_path, 5, {}, value)
         with pytest.raises(SpecError, match=f"penguin.toml: model.warm_start: .*{expected}"):
             load_spec(spec)
-    spec = load_spec(span_spec(tmp_path, 5, "{}"))
+    spec = load_spec(span_spec(tmp_path, 5, {}))
     source, provenance = prepare_source(spec, tmp_path / "work")
     assert source.span == 2 and provenance["span"] == 2
     with pytest.raises(SpecError, match=r"data.source: no files for span 9 under .*spans matching 'span-\{SPAN\}"):
         prepare_source(spec, tmp_path / "work", span=9)
-    plain = load_spec(span_spec(tmp_path, 5, "{}", source="spans/span-1/penguins.csv"))
+    plain = load_spec(span_spec(tmp_path, 5, {}, source="spans/span-1/penguins.csv"))
     with pytest.raises(SpecError, match=r"--span 1: data.source 'spans/span-1/penguins.csv' has no \{SPAN\} in it"):
         prepare_source(plain, tmp_path / "work", span=1)

@@ -9,10 +9,11 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from conftest import REPO, keel, node_states, pushed_versions
-from keel.mlmd import store as metadata
-from keel.export.examples import dense_matrix, read_split
 from keel.core.spec import parse_spec, to_toml
+from keel.export.examples import dense_matrix, read_split
+from keel.mlmd import store as metadata
+
+from helpers import REPO, keel, node_states, pushed_versions
 
 UPSTREAM = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
             "Evaluator", "Pusher"]

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from conftest import keel
 from keel.monitoring import monitor
 from keel.monitoring.logs import LogError
+
+from helpers import keel
 from serving_helpers import FEATURES, Server, eval_examples, instance, label, serving_copy, wait_for_logged
 
 
@@ -24,7 +25,7 @@ class Traffic:
         examples = eval_examples(workdir)
         try:
             self.clean_ids = [self._send(server, instance(e, FEATURES)) for e in examples]
-            self.labels = {i: label(e) for i, e in zip(self.clean_ids, examples)}
+            self.labels = {i: label(e) for i, e in zip(self.clean_ids, examples, strict=True)}
             wait_for_logged(server.log_dir, len(examples))
             self.clean_logs = root / "clean-logs"
             shutil.copytree(server.log_dir, self.clean_logs)

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from conftest import pushed_versions
 from keel.mlmd import store as metadata
+
+from helpers import pushed_versions
 
 NODES = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
          "baseline", "Evaluator", "Pusher"]

@@ -5,10 +5,11 @@ import shutil
 
 import pytest
 
-from conftest import keel
 from keel import cli
 from keel.mlmd import store as metadata
 from keel.registry import stages as registry
+
+from helpers import keel
 
 
 @pytest.fixture()

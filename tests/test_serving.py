@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keel.cli import main
+
 from serving_helpers import FEATURES, Server, eval_examples, instance, serving_copy, wait_for_logged
 
 

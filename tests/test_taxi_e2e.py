@@ -3,15 +3,12 @@
 
 import pytest
 
-from conftest import REPO, keel, node_states
+from helpers import REPO, keel, node_states, write_spec
 
 
 @pytest.mark.slow
 def test_taxi_pipeline_beats_the_majority_class(tmp_path):
-    spec = tmp_path / "taxi.toml"
-    text = (REPO / "pipelines" / "taxi.toml").read_text()
-    spec.write_text(text.replace("../models/tabular.py", str(REPO / "models" / "tabular.py")).replace(
-        "steps = 1000", "steps = 400"))
+    spec = write_spec(tmp_path / "taxi.toml", REPO / "pipelines" / "taxi.toml", {"train.steps": 400})
     result = keel("run", spec, "--workdir", tmp_path / "work")
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(node_states(tmp_path / "work").values()) == {"COMPLETE"}

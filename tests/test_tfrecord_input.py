@@ -5,8 +5,9 @@ import glob
 
 import tensorflow as tf
 
-from conftest import keel, node_states, penguin_spec
 from keel.data import datasets
+
+from helpers import keel, node_states, penguin_spec
 
 
 def write_penguin_tfrecords(source_csv, target):
@@ -33,8 +34,7 @@ def test_tfrecord_source_with_a_schema_file_trains_and_pushes(tmp_path, penguin_
     (tmp_path / "records").mkdir()
     write_penguin_tfrecords(record["file"], tmp_path / "records" / "penguins.tfrecord.gz")
     schema = glob.glob(str(penguin_runs.workdir / "pipeline" / "SchemaGen" / "schema" / "*" / "schema.pbtxt"))[0]
-    spec = penguin_spec(tmp_path, source="records/*.tfrecord.gz", extra="")
-    spec.write_text(spec.read_text().replace('label = "species"', f'label = "species"\nschema = "{schema}"'))
+    spec = penguin_spec(tmp_path, {"data.schema": schema}, source="records/*.tfrecord.gz")
     workdir = tmp_path / "work"
     result = keel("run", spec, "--workdir", workdir)
     assert result.returncode == 0, result.stderr[-3000:]

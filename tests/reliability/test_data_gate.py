@@ -9,9 +9,10 @@ import io
 
 import pytest
 
-from checks import nothing_half_written, one_line_error
-from conftest import keel, node_states, penguin_spec
 from keel.data import datasets
+
+from checks import nothing_half_written, one_line_error
+from helpers import keel, node_states, penguin_spec
 
 
 def penguins_csv(directory, changes: dict[tuple[int, str], str]):
@@ -77,8 +78,7 @@ def test_a_label_class_only_the_eval_split_has_stops_before_training(tmp_path):
 def test_anomalies_against_a_schema_file_stop_the_run_in_plain_words(tmp_path, penguin_runs):
     schema = sorted((penguin_runs.workdir / "pipeline" / "SchemaGen" / "schema").glob("*/schema.pbtxt"))[0]
     data = penguins_csv(tmp_path / "data", {(3, "island"): "Atlantis"})
-    spec = penguin_spec(tmp_path, source=str(data))
-    spec.write_text(spec.read_text().replace('label = "species"', f'label = "species"\nschema = "{schema}"'))
+    spec = penguin_spec(tmp_path, {"data.schema": str(schema)}, source=str(data))
     workdir = tmp_path / "work"
     result = keel("run", spec, "--workdir", workdir)
     stopped_at_data_gate(result, workdir, "column 'island'", "Atlantis")

@@ -5,7 +5,7 @@ import glob
 import pytest
 
 from checks import one_line_error
-from conftest import keel, penguin_spec, pushed_versions
+from helpers import keel, penguin_spec, pushed_versions
 
 
 def examples_of(workdir):

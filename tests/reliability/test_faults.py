@@ -16,9 +16,10 @@ import httpx
 import pytest
 import tensorflow as tf
 
-from checks import node_states_of_all_runs, nothing_half_written, one_line_error
-from conftest import TABULAR, keel, node_states, penguin_spec
 from keel.serving.versions import chosen_version, versions
+
+from checks import node_states_of_all_runs, nothing_half_written, one_line_error
+from helpers import TABULAR, keel, node_states, penguin_data, penguin_spec, write_spec
 from serving_helpers import FEATURES, Server, eval_examples, instance, logged_requests, serving_copy
 
 BALLAST_MB = 256
@@ -106,9 +107,7 @@ class Interrupted:
 
         module = root / "ballast.py"
         module.write_text(BALLAST)
-        big = penguin_spec(root, name="big", threshold=0.5)
-        big.write_text(big.read_text().replace('name = "big"', 'name = "penguin"')
-                       .replace(f'module = "{TABULAR}"', f'module = "{module}"'))
+        big = write_spec(root / "big.toml", penguin_data(threshold=0.5), {"model.module": str(module)})
         fourth = Run(big, self.workdir)
         fourth.wait_for("Pusher", "running")
         known = set(os.listdir(self.root))

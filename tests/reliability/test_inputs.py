@@ -10,23 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from checks import one_line_error
-from conftest import keel, penguin_spec
 from keel.data import datasets
+
+from checks import one_line_error
+from helpers import keel, penguin_data, penguin_spec, write_spec
 
 
 def penguins_csv(directory: Path) -> Path:
     datasets.materialise("penguins", directory)
     return directory / "data.csv"
-
-
-def spec_with(tmp_path: Path, replace: str = "", by: str = "", **options) -> Path:
-    spec = penguin_spec(tmp_path, **options)
-    if replace:
-        text = spec.read_text()
-        assert replace in text
-        spec.write_text(text.replace(replace, by))
-    return spec
 
 
 def write_module(tmp_path: Path, body: str) -> Path:
@@ -36,21 +28,22 @@ def write_module(tmp_path: Path, body: str) -> Path:
 
 
 def case_malformed_toml(tmp_path):
-    spec = spec_with(tmp_path, "[train]", "[train")
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[pipeline]\nname = "penguin"\n[train\nsteps = 2\n')
     return ["validate", spec], ["not valid TOML", "line"]
 
 
 def case_unknown_key(tmp_path):
-    return ["validate", spec_with(tmp_path, "batch_size = 32", "batchsize = 32")], [
+    return ["validate", penguin_spec(tmp_path, {"train.batch_size": None, "train.batchsize": 32})], [
         "train.batchsize: unknown key in [train] (did you mean 'batch_size'?)"]
 
 
 def case_wrong_type(tmp_path):
-    return ["validate", spec_with(tmp_path, "steps = 200", 'steps = "many"')], ["train.steps: got 'many'"]
+    return ["validate", penguin_spec(tmp_path, {"train.steps": "many"})], ["train.steps: got 'many'"]
 
 
 def case_missing_required_key(tmp_path):
-    return ["validate", spec_with(tmp_path, 'label = "species"', "")], ["data.label: required key is missing"]
+    return ["validate", penguin_spec(tmp_path, {"data.label": None})], ["data.label: required key is missing"]
 
 
 def case_spec_file_missing(tmp_path):
@@ -59,7 +52,7 @@ def case_spec_file_missing(tmp_path):
 
 def case_spec_not_utf8(tmp_path):
     spec = tmp_path / "latin1.toml"
-    spec.write_bytes(penguin_spec(tmp_path).read_text().replace('"penguin"', '"pingüino"').encode("latin-1"))
+    spec.write_bytes(write_spec(spec, penguin_data(name="pingüino")).read_text().encode("latin-1"))
     return ["validate", spec], ["cannot read the spec as UTF-8 text"]
 
 
@@ -108,30 +101,30 @@ def case_source_matches_nothing(tmp_path):
 def case_schema_does_not_parse(tmp_path):
     schema = tmp_path / "schema.pbtxt"
     schema.write_text('feature {\n  name: "island"\n  tpye: BYTES\n}\n')
-    return ["validate", spec_with(tmp_path, 'label = "species"', f'label = "species"\nschema = "{schema}"')], [
+    return ["validate", penguin_spec(tmp_path, {"data.schema": str(schema)})], [
         "data.schema: ", "is not a schema.pbtxt", 'no field named "tpye"']
 
 
 def case_module_missing(tmp_path):
-    return ["validate", spec_with(tmp_path, "[model]\nmodule = ", "[model]\nmodule = \"nope.py\"\n#")], [
+    return ["validate", penguin_spec(tmp_path, {"model.module": "nope.py"})], [
         "model.module: 'nope.py' does not exist"]
 
 
 def case_module_without_build_model(tmp_path):
     module = write_module(tmp_path, "def build(hparams, features):\n    return None\n")
-    spec = spec_with(tmp_path, "[model]\nmodule = ", f'[model]\nmodule = "{module}"\n#')
+    spec = penguin_spec(tmp_path, {"model.module": str(module)})
     return ["run", spec, "--workdir", tmp_path / "work"], ["user_model.py does not define build_model(...)"]
 
 
 def case_module_import_raises(tmp_path):
     module = write_module(tmp_path, "import keras\nraise RuntimeError('no GPU config found')\n")
-    spec = spec_with(tmp_path, "[model]\nmodule = ", f'[model]\nmodule = "{module}"\n#')
+    spec = penguin_spec(tmp_path, {"model.module": str(module)})
     return ["run", spec, "--workdir", tmp_path / "work"], [
         "importing user_model.py raised RuntimeError: no GPU config found"]
 
 
 def case_warm_start_missing(tmp_path):
-    spec = spec_with(tmp_path, "[model]\n", f'[model]\nwarm_start = "{tmp_path / "gone"}"\n')
+    spec = penguin_spec(tmp_path, {"model.warm_start": str(tmp_path / "gone")})
     return ["validate", spec], ["model.warm_start: ", "does not exist"]
 
 

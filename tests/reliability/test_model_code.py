@@ -8,7 +8,7 @@ FAILED, nothing evaluated or pushed, no unfinished output marked LIVE.
 import pytest
 
 from checks import nothing_half_written, one_line_error
-from conftest import keel, node_states, penguin_spec
+from helpers import keel, node_states, penguin_spec
 
 HEADER = "import keras\nfrom keel.data.features import FeatureSet\n\n"
 BODY = '''
@@ -46,8 +46,7 @@ def test_model_code_errors_stop_the_trainer_in_one_line(shared, case):
     source, fragments = MODULES[case]
     module = shared / f"{case}.py"
     module.write_text(HEADER + BODY + "\n\n" + source)
-    spec = penguin_spec(shared, name="penguin")
-    spec.write_text(spec.read_text().replace('module = "', f'module = "{module}"\n# was "'))
+    spec = penguin_spec(shared, {"model.module": str(module)})
     workdir = shared / "work"
     result = keel("run", spec, "--workdir", workdir)
     one_line_error(result, *fragments)

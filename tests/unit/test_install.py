@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 _spec = importlib.util.spec_from_file_location("keel_install", REPO / "tools" / "install.py")
 install = importlib.util.module_from_spec(_spec)
