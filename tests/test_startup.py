@@ -4,7 +4,7 @@ whatever TF_CPP_MIN_LOG_LEVEL says), and without hiding anything else written th
 import subprocess
 import sys
 
-from keel.core.startup import STARTUP_CHATTER
+from keel.core.quiet import STARTUP_CHATTER
 
 SEEN_ON_TF_2_21 = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
@@ -38,7 +38,7 @@ def test_other_writes_to_stderr_during_the_import_are_passed_on(tmp_path):
         "os.write(2, b'I0000 00:00:1796163346.161991   21791 port.cc:153] oneDNN custom operations are on.\\n')\n"
         "os.write(2, b'E0000 00:00:1796163346.162202   21791 cuda_dnn.cc:8310] a real problem\\n')\n"
         "print('a Python warning', file=sys.stderr)\n")
-    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from keel.core.startup import import_without_startup_chatter; "
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from keel.core.quiet import import_without_startup_chatter; "
             "os.write(2, b'before\\n'); import_without_startup_chatter('noisy'); os.write(2, b'after\\n')")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -1,16 +1,7 @@
 """The `keel` command: thin adapters over the library. Errors in user input exit 2 with one line."""
 
 import argparse
-import os
 import sys
-import warnings
-
-
-def _quiet_libraries() -> None:
-    # TensorFlow's C++ start-up chatter and google-cloud's Python-version notices are not the user's concern.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def cmd_validate(args) -> int:
@@ -61,17 +52,8 @@ def _emit(data, text: str, as_json: bool) -> None:
     print(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
 
 
-def _quiet_tensorflow() -> None:
-    # TFMA's result reader logs a deprecation notice through TensorFlow's logger on every query.
-    import logging
-
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-
 def cmd_lineage(args) -> int:
     from pathlib import Path
-
-    _quiet_tensorflow()
 
     from keel.mlmd.lineage import model_lineage, render
 
@@ -82,8 +64,6 @@ def cmd_lineage(args) -> int:
 
 def cmd_models(args) -> int:
     from pathlib import Path
-
-    _quiet_tensorflow()
 
     from keel.mlmd import lineage
     from keel.registry import stages as registry
@@ -110,8 +90,6 @@ def cmd_models(args) -> int:
 
 def cmd_diff(args) -> int:
     from pathlib import Path
-
-    _quiet_tensorflow()
 
     from keel.registry.diff import diff, render
 
@@ -233,12 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    from keel.core import quiet
+
+    quiet.quiet_process()
     args = build_parser().parse_args(argv)
     if args.func is not cmd_validate:  # the one command that never loads TensorFlow
-        from keel.core.startup import import_tensorflow_quietly
-
-        import_tensorflow_quietly()
+        quiet.import_tensorflow_quietly()
     from keel.core.errors import KeelError
 
     try:

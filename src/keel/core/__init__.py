@@ -4,7 +4,7 @@
 - `errors`: the KeelError family, reported as one line with exit code 2.
 - `modules`: the user's model module, loaded by file path, and its provenance.
 - `fingerprint`: sha256 of files and directories (data, code, borrowed weights).
-- `startup`: TensorFlow's import without its native start-up lines.
+- `quiet`: library logs kept off the console (TensorFlow's import, a run's log file).
 
 Nothing here imports TensorFlow, TFX or ML Metadata.
 """

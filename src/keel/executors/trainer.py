@@ -1,7 +1,7 @@
 """The generic `run_fn` TFX's Trainer calls: build the user's model, fit it, export signatures.
 
-The Trainer is configured with `run_fn="keel.executors.trainer.run_fn"` and the model module's path in
-`custom_config`, so TFX never packages user code into a wheel at run time. The user's module
+The Trainer is configured with `run_fn="keel.executors.trainer.run_fn"` and a TrainerConfig (the model
+module's path among it) in `custom_config`, so TFX never packages user code into a wheel at run time. The user's module
 defines `build_model(hparams, features) -> keras.Model`, returning an uncompiled model whose inputs
 are named after `features.names` and whose output is one probability per class.
 
@@ -27,15 +27,16 @@ from keel.executors.training.jit import choose_jit
 from keel.executors.training.precision import dtype_policy, resolve_precision
 from keel.executors.training.record import describe_record, training_record, write_training_record
 from keel.executors.training.strategy import resolve_strategy
+from keel.pipeline.config import TrainerConfig, decode
 
 
-def feature_set(tf_transform_output: tft.TFTransformOutput, config: dict) -> FeatureSet:
+def feature_set(tf_transform_output: tft.TFTransformOutput, config: TrainerConfig) -> FeatureSet:
     """The FeatureSet for build_model, from the transform output and the trainer's config."""
-    label = config["label"]
+    label = config.label
     vocabulary = [v.decode() if isinstance(v, bytes) else str(v)
                   for v in tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)]
     raw_spec = tf_transform_output.raw_feature_spec()
-    if config.get("user_preprocessing"):
+    if config.user_preprocessing:
         transformed = tf_transform_output.transformed_feature_spec()
         names = sorted(n for n in transformed if n != label)
         numeric = [n for n in names if transformed[n].dtype.is_floating]
@@ -50,7 +51,7 @@ def feature_set(tf_transform_output: tft.TFTransformOutput, config: dict) -> Fea
         raw_inputs = sorted(n for n in raw_spec if n != label)
     else:
         kinds = {n: dtype_kind(s.dtype) for n, s in raw_spec.items()}
-        numeric, names = split_features(kinds, label, config["numeric"], config["categorical"])
+        numeric, names = split_features(kinds, label, list(config.numeric), list(config.categorical))
         categorical = {n: tf_transform_output.vocabulary_size_by_name(n) + 1 for n in names}
         raw_inputs = [*numeric, *categorical]
     return FeatureSet(numeric, categorical, label, vocabulary, raw_inputs)
@@ -69,12 +70,12 @@ def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, ba
     return dataset.map(known_classes).repeat()
 
 
-def build_user_model(config: dict, features: FeatureSet) -> keras.Model:
+def build_user_model(config: TrainerConfig, features: FeatureSet) -> keras.Model:
     """Calls the user's build_model and checks what it returns against the features and label."""
-    path = config["module"]
+    path = config.module
     build_model = require_function(load_module(path), "build_model", path)
     try:
-        model = build_model(dict(config.get("hparams", {})), features)
+        model = build_model(dict(config.hparams), features)
     except Exception as e:
         raise ModelCodeError(f"model.module: build_model raised {e.__class__.__name__}: {e}") from e
     if not isinstance(model, keras.Model):
@@ -90,11 +91,11 @@ def build_user_model(config: dict, features: FeatureSet) -> keras.Model:
     return model
 
 
-def _compile(model: keras.Model, config: dict, jit_compile: bool) -> keras.Model:
+def _compile(model: keras.Model, config: TrainerConfig, jit_compile: bool) -> keras.Model:
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(config.get("hparams", {}).get("learning_rate", 1e-3))),
+        optimizer=keras.optimizers.Adam(learning_rate=float(config.hparams.get("learning_rate", 1e-3))),
         loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name=config["metric"])],
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name=config.metric)],
         jit_compile=jit_compile,
     )
     return model
@@ -117,19 +118,19 @@ class _Progress(keras.callbacks.Callback):
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point."""
-    config = fn_args.custom_config
-    placement = resolve_strategy(config.get("accelerator", "auto"), config.get("tpu", "local"))
-    precision = resolve_precision(config.get("precision", "auto"), placement.device)
+    config = decode(TrainerConfig, fn_args.custom_config)
+    placement = resolve_strategy(config.accelerator, config.tpu)
+    precision = resolve_precision(config.precision, placement.device)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     features = feature_set(tf_transform_output, config)
-    batch_size = config["batch_size"] * placement.replicas  # the global batch: per-replica batch x replicas
+    batch_size = config.batch_size * placement.replicas  # the global batch: per-replica batch x replicas
 
     def probe_model(jit: bool) -> keras.Model:
-        keras.utils.set_random_seed(config["seed"])
+        keras.utils.set_random_seed(config.seed)
         with placement.strategy.scope(), dtype_policy(precision):
             return _compile(build_user_model(config, features), config, jit)
 
-    jit = choose_jit(config.get("jit_compile", "auto"), probe_model,
+    jit = choose_jit(config.jit_compile, probe_model,
                      lambda: _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features,
                                       batch_size),
                      fn_args.train_steps, on_tpu=placement.device == "tpu")
@@ -137,7 +138,7 @@ def run_fn(fn_args) -> None:
     print(f"    Trainer: {describe_record(record)}", flush=True)
 
     # Seeded again after the probe, so the trained model does not depend on whether a probe ran.
-    keras.utils.set_random_seed(config["seed"])
+    keras.utils.set_random_seed(config.seed)
     with placement.strategy.scope(), dtype_policy(precision):
         model = build_user_model(config, features)
         borrowed = None

@@ -3,8 +3,8 @@
 The default z-scores numeric features (missing values imputed with the mean, so they become 0),
 encodes categorical features with a vocabulary (missing is its own value, unseen values share one
 out-of-vocabulary index) and encodes the label as a class index. TFX calls `preprocessing_fn`
-with the Transform component's `custom_config`, which carries only what the transform depends on,
-so a training-only change in the spec leaves Transform cached.
+with the Transform component's `custom_config`, a TransformConfig that carries only what the
+transform depends on, so a training-only change in the spec leaves Transform cached.
 """
 
 import tensorflow as tf
@@ -12,6 +12,7 @@ import tensorflow_transform as tft
 
 from keel.data.features import LABEL_VOCABULARY, dtype_kind, split_features
 from keel.core.modules import load_module
+from keel.pipeline.config import TransformConfig, decode
 
 
 def _dense(x, default):
@@ -60,6 +61,7 @@ def encode_label(x):
 
 
 def default_preprocessing_fn(inputs: dict, label: str, numeric: list[str], categorical: list[str]) -> dict:
+    """keel's transform: z-scored numbers, vocabulary-encoded categories, the label as a class index."""
     kinds = {name: dtype_kind(t.dtype) for name, t in inputs.items()}
     numeric, categorical = split_features(kinds, label, numeric, categorical)
     outputs = {name: zscore(inputs[name]) for name in numeric}
@@ -70,7 +72,7 @@ def default_preprocessing_fn(inputs: dict, label: str, numeric: list[str], categ
 
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """TFX entry point (Transform's `preprocessing_fn=` names this function)."""
-    if custom_config.get("user_preprocessing"):
-        return load_module(custom_config["module"]).preprocessing_fn(inputs)
-    return default_preprocessing_fn(inputs, custom_config["label"], custom_config["numeric"],
-                                    custom_config["categorical"])
+    config = decode(TransformConfig, custom_config)
+    if config.preprocessing_module is not None:
+        return load_module(config.preprocessing_module).preprocessing_fn(inputs)
+    return default_preprocessing_fn(inputs, config.label, list(config.numeric), list(config.categorical))

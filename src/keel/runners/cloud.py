@@ -15,7 +15,7 @@ from keel.core.spec import Spec
 TARGETS = ("vertex", "kubeflow")
 
 
-def vertex_trainer(spec: Spec):
+def _vertex_trainer(spec: Spec):
     """The Vertex AI Trainer component class and the custom_config keys that place it on its machine."""
     from tfx import v1 as tfx
     from tfx.extensions.google_cloud_ai_platform import constants
@@ -73,6 +73,23 @@ def check_cloud_spec(spec: Spec, target: str) -> None:
         raise SpecError("\n".join(problems))
 
 
+def cloud_placement(spec: Spec, target: str):
+    """Where a cloud run puts things: artifacts and pushes under `[cloud] pipeline_root`, ML Metadata
+    the orchestrator's, the model module at `[cloud] module` in the image, and (vertex) the Trainer as
+    a Vertex AI job. Kubeflow and Vertex compile only TFX's own resolver strategies; there the data
+    changes between runs anyway, so the baseline is the latest blessed model."""
+    from tfx import v1 as tfx
+
+    from keel.pipeline.factory import Placement
+    from keel.runners.beam import beam_pipeline_args
+
+    root = f"{spec.cloud.pipeline_root.rstrip('/')}/{spec.pipeline.name}"
+    trainer, extra = _vertex_trainer(spec) if target == "vertex" else (tfx.components.Trainer, {})
+    return Placement(pipeline_root=root, serving_root=f"{root}/serving", metadata=None, module=spec.cloud.module,
+                     beam_args=tuple(beam_pipeline_args(spec)), trainer=trainer, trainer_extra=extra,
+                     baseline=tfx.dsl.experimental.LatestBlessedModelStrategy)
+
+
 def compile_pipeline(spec: Spec, target: str, output: Path) -> Path:
     """Writes the pipeline's Kubeflow v2 IR (what Vertex AI and Kubeflow Pipelines run) to `output`."""
     check_cloud_spec(spec, target)
@@ -81,7 +98,7 @@ def compile_pipeline(spec: Spec, target: str, output: Path) -> Path:
 
     from keel.pipeline.factory import create_pipeline
 
-    pipeline = create_pipeline(spec, source, None, target=target)
+    pipeline = create_pipeline(spec, source, cloud_placement(spec, target))
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

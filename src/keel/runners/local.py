@@ -1,120 +1,152 @@
 """Runs a spec's pipeline on this machine: LocalDagRunner, SQLite ML Metadata, Beam DirectRunner.
 
-Console output is progress only (one line as each component starts and ends, the Trainer's
-steps); TFX's, Beam's and TensorFlow's logs go to `WORKDIR/logs/run-TIMESTAMP.log`.
+A run goes in four steps: preflight (the accelerator and the model module, before anything runs),
+prepare (lock the workdir, prepare the data, recover an interrupted run), execute (the pipeline,
+under a run id keel chooses) and record (provenance on the run's ML Metadata context, the summary,
+the error's classification). Console output is progress only (keel.runners.progress); TFX's, Beam's
+and TensorFlow's logs go to `WORKDIR/logs/run-TIMESTAMP.log`.
 """
 
-import contextlib
-import fcntl
+import dataclasses
+import datetime
 import json
-import logging
-import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
-from absl import logging as absl_logging
-
-from keel.core.errors import KeelError, find_keel_error
+from keel.core.errors import find_keel_error
 from keel.core.modules import load_module, require_function
 from keel.core.spec import Spec
+from keel.data.sources import DataSource
+from keel.runners.lock import workdir_lock
+from keel.runners.progress import ProgressHandler, Reporter
 
 
-class _Progress(logging.Handler):
-    """Turns LocalDagRunner's log lines into one console line per component start and end."""
+def local_placement(spec: Spec, workdir: Path, beam_args: list[str] | None = None):
+    """Everything under `workdir`: pipeline root, SQLite ML Metadata, pushed models in serving/NAME.
 
-    def __init__(self, node_ids: list[str], out):
-        super().__init__(logging.INFO)
-        self.node_ids, self.out = node_ids, out
-        self.started: dict[str, tuple[float, float]] = {}  # node id -> (wall, process CPU) at its start
-        self.cpu_seconds: dict[str, float] = {}  # of every thread of this process: Beam's in-memory runner too
-        self.cached: set[str] = set()
-        self.current = None
+    `beam_args` replaces the Beam options `[beam]` gives.
+    """
+    from tfx import v1 as tfx
 
-    def _label(self, node_id: str) -> str:
-        index = self.node_ids.index(node_id) + 1 if node_id in self.node_ids else 0
-        return f"  [{index:>2}/{len(self.node_ids)}] {node_id:<22}"
+    from keel.mlmd.store import store_path
+    from keel.pipeline.factory import Placement
+    from keel.runners.beam import beam_pipeline_args
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "Component %s is running.":
-            self.current = record.args[0]
-            self.started[self.current] = (time.monotonic(), time.process_time())
-            print(f"{self._label(self.current)} running", file=self.out, flush=True)
-        elif record.msg == "A cached execution %d is used." and self.current:
-            self.cached.add(self.current)
-        elif record.msg == "Component %s is finished.":
-            node = record.args[0]
-            wall, cpu = self.started.get(node, (time.monotonic(), time.process_time()))
-            took = time.monotonic() - wall
-            self.cpu_seconds[node] = round(time.process_time() - cpu, 3)
-            how = "cached" if node in self.cached else f"done in {took:.1f}s"
-            print(f"{self._label(node)} {how}", file=self.out, flush=True)
+    workdir = Path(workdir)
+    return Placement(
+        pipeline_root=str(workdir / "pipeline"), serving_root=str(workdir / "serving" / spec.pipeline.name),
+        metadata=tfx.orchestration.metadata.sqlite_metadata_connection_config(str(store_path(workdir))),
+        module=str(spec.resolve(spec.model.module)),
+        beam_args=tuple(beam_pipeline_args(spec) if beam_args is None else beam_args))
 
 
-@contextlib.contextmanager
-def _workdir_lock(workdir: Path):
-    """One run per workdir: SQLite ML Metadata tolerates one writer."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise KeelError(f"{workdir} is in use by another keel run (pid {holder}); "
-                            "wait for it to finish or use another --workdir") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def local_pipeline(spec: Spec, source: DataSource, workdir: Path, beam_args: list[str] | None = None):
+    """The spec's pipeline placed in `workdir` (see local_placement), ready for a LocalDagRunner."""
+    from keel.pipeline.factory import create_pipeline
+
+    return create_pipeline(spec, source, local_placement(spec, workdir, beam_args))
 
 
-@contextlib.contextmanager
-def _captured_logs(log_file: Path, progress: logging.Handler):
-    """Sends every library log line to `log_file` and only progress lines to the console."""
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
-    file_handler = logging.FileHandler(log_file)
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.addHandler(file_handler)
-    root.addHandler(progress)
-    root.setLevel(logging.INFO)
-    logging.captureWarnings(True)
-    # Through absl's verbosity flag, not Logger.setLevel: TensorFlow saves and restores that flag
-    # around SavedModel traversal, which would otherwise reset the level to WARNING mid-run.
-    absl_saved = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.INFO)
-    # TensorFlow's logger writes to the console itself; point it at the log file instead.
-    tf_logger = logging.getLogger("tensorflow")
-    tf_saved = (list(tf_logger.handlers), tf_logger.propagate)
-    for h in tf_saved[0]:
-        tf_logger.removeHandler(h)
-    tf_logger.propagate = False
-    tf_logger.addHandler(file_handler)
+def _named_run_runner(run_id: str):
+    """A LocalDagRunner whose pipeline run is named `run_id` in ML Metadata.
+
+    LocalDagRunner.run_with_ir binds the pipeline-run-id runtime parameter to the time it starts.
+    Bound here first, the parameter is a plain value by then and its own binding leaves it alone;
+    LocalDagRunner, IrBasedRunner.run and runtime_parameter_utils are the same in TFX 1.16 and 1.21.
+    """
+    from tfx.dsl.compiler import constants
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.orchestration.portable import runtime_parameter_utils
+
+    class NamedRunDagRunner(LocalDagRunner):
+        def run_with_ir(self, pipeline, run_options=None):
+            runtime_parameter_utils.substitute_runtime_parameter(
+                pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+            return super().run_with_ir(pipeline, run_options=run_options)
+
+    return NamedRunDagRunner()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    workdir: Path
+    source: DataSource
+    provenance: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class _Executed:
+    run_id: str
+    node_ids: list[str]
+    log_file: Path
+    seconds: float
+    cpu_seconds: dict[str, float]
+    failure: Exception | None
+
+
+def _preflight(spec: Spec) -> None:
+    """Fails before the pipeline starts, not at its Trainer: a missing accelerator, an unimportable module."""
+    from keel.executors.training.strategy import check_accelerator
+
+    check_accelerator(spec.train.accelerator, spec.train.tpu)
+    module_path = spec.resolve(spec.model.module)
+    require_function(load_module(module_path), "build_model", module_path)
+
+
+def _prepare(spec: Spec, workdir: Path, span: int | None, reporter: Reporter) -> _Prepared:
+    """Prepares the data source and closes what an interrupted run left open (the caller holds the lock)."""
+    from keel.data.sources import prepare_source
+    from keel.mlmd.store import close_interrupted, open_store, store_path
+
+    source, provenance = prepare_source(spec, workdir, span)
+    reporter.start(spec.pipeline.name, workdir)
+    reporter.data(spec.data.source, source, provenance)
+    if store_path(workdir).exists():
+        closed = close_interrupted(open_store(workdir))
+        if closed:
+            reporter.recovered(closed)
+    return _Prepared(workdir, source, provenance)
+
+
+def _execute(pipeline, progress: ProgressHandler, log_file: Path) -> _Executed:
+    """Runs the pipeline under a fresh run id; a failure is kept for `_record` to classify."""
+    run_id = datetime.datetime.now().isoformat()  # the form LocalDagRunner's own ids take
+    started = time.monotonic()
+    failure = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            yield
-    finally:
-        logging.captureWarnings(False)
-        absl_logging.set_verbosity(absl_saved)
-        tf_logger.removeHandler(file_handler)
-        for h in tf_saved[0]:
-            tf_logger.addHandler(h)
-        tf_logger.propagate = tf_saved[1]
-        root.removeHandler(file_handler)
-        root.removeHandler(progress)
-        file_handler.close()
-        root.setLevel(saved[0])
-        for h in saved[1]:
-            root.addHandler(h)
+        _named_run_runner(run_id).run(pipeline)
+    except Exception as e:  # classified after the summary: the user's problem, or a bug
+        failure = e
+    return _Executed(run_id, progress.node_ids, log_file, time.monotonic() - started, progress.cpu_seconds, failure)
+
+
+def _record(spec: Spec, prepared: _Prepared, executed: _Executed):
+    """Writes the run's provenance onto its pipeline_run context and reads back its summary."""
+    from keel.core.modules import code_provenance
+    from keel.mlmd.store import open_store, run_context, set_custom
+    from keel.runners.summary import collect_summary
+
+    store = open_store(prepared.workdir)
+    run = run_context(store, executed.run_id)
+    if run is not None:
+        set_custom(store, run, {"keel_spec": json.dumps(spec.resolved(), sort_keys=True),
+                                "keel_spec_path": str(spec.path), "keel_spec_sha256": spec.sha256(),
+                                "keel_data": json.dumps(prepared.provenance, sort_keys=True),
+                                "keel_code": json.dumps(code_provenance(spec.resolve(spec.model.module)),
+                                                        sort_keys=True),
+                                "keel_cpu_seconds": json.dumps(executed.cpu_seconds, sort_keys=True)})
+    return collect_summary(store, run, spec.pipeline.name, executed.node_ids, prepared.workdir, executed.seconds,
+                           executed.log_file)
+
+
+def _raise_failure(failure: Exception, log_file: Path):
+    """The user-facing KeelError inside `failure`, or a RuntimeError (a bug) that names the log file."""
+    keel_error = find_keel_error(failure)
+    if keel_error is None:
+        raise RuntimeError(f"keel run failed unexpectedly: {failure.__class__.__name__}: {failure}; "
+                           f"full log: {log_file}") from failure
+    raise keel_error
 
 
 def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | None = None):
@@ -125,64 +157,21 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | 
     Returns the RunSummary. Raises KeelError (user-facing, one line) for bad input or data; other
     exceptions are bugs and carry the log file's path in their message.
     """
-    from keel.executors.training.strategy import check_accelerator
+    from keel.core.quiet import library_logs_to
 
-    check_accelerator(spec.train.accelerator, spec.train.tpu)  # before the pipeline, not at its Trainer
-    module_path = spec.resolve(spec.model.module)
-    require_function(load_module(module_path), "build_model", module_path)  # import errors too, up front
-    from tfx import v1 as tfx
-
-    from keel.data.sources import prepare_source
-    from keel.mlmd.store import close_interrupted, latest_run_context, open_store, set_custom, store_path
-    from keel.core.modules import code_provenance
-    from keel.pipeline.factory import create_pipeline
-    from keel.runners.summary import collect_summary
-
-    out = out or sys.stdout
+    _preflight(spec)
+    reporter = Reporter(out or sys.stdout)
     workdir = Path(workdir or spec.default_workdir()).resolve()
-    with _workdir_lock(workdir):
-        source, provenance = prepare_source(spec, workdir, span)
-        origin = provenance.get("origin")
-        shown = f"{origin['rows']} rows, " if origin else ""
-        shown += f"span {source.span}, " if source.has_span else ""
-        print(f"keel run {spec.pipeline.name}: workdir {workdir}", file=out)
-        print(f"  data: {spec.data.source} -> {source.input_base} ({shown}{len(provenance['files'])} file(s))",
-              file=out, flush=True)
-        if store_path(workdir).exists():
-            closed = close_interrupted(open_store(workdir))
-            if closed:
-                print(f"  recovered: an earlier run was killed during {', '.join(closed)}; its unfinished "
-                      "executions are marked CANCELED in ML Metadata and will run again", file=out, flush=True)
-        pipeline = create_pipeline(spec, source, workdir)
-        node_ids = [c.id for c in pipeline.components]
+    with workdir_lock(workdir):
+        prepared = _prepare(spec, workdir, span, reporter)
+        pipeline = local_pipeline(spec, prepared.source, workdir)
+        progress = ProgressHandler([c.id for c in pipeline.components], reporter)
         (workdir / "logs").mkdir(exist_ok=True)
         log_file = workdir / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        started = time.time()
-        failure = None
-        progress = _Progress(node_ids, out)
-        with _captured_logs(log_file, progress):
-            try:
-                tfx.orchestration.LocalDagRunner().run(pipeline)
-            except Exception as e:  # classified below: the user's problem, or a bug
-                failure = e
-            store = open_store(workdir)
-            run = latest_run_context(store)
-            if run is not None and run.create_time_since_epoch >= started * 1000 - 1000:
-                set_custom(store, run, {"keel_spec": json.dumps(spec.resolved(), sort_keys=True),
-                                        "keel_spec_path": str(spec.path), "keel_spec_sha256": spec.sha256(),
-                                        "keel_data": json.dumps(provenance, sort_keys=True),
-                                        "keel_code": json.dumps(code_provenance(spec.resolve(spec.model.module)),
-                                                                sort_keys=True),
-                                        "keel_cpu_seconds": json.dumps(progress.cpu_seconds, sort_keys=True)})
-            else:
-                run = None
-            summary = collect_summary(store, run, spec.pipeline.name, node_ids, workdir, time.time() - started,
-                                      log_file)
-        if failure is not None:
-            print(summary.render(), file=out, flush=True)
-            keel_error = find_keel_error(failure)
-            if keel_error is None:
-                raise RuntimeError(f"keel run failed unexpectedly: {failure.__class__.__name__}: {failure}; "
-                                   f"full log: {log_file}") from failure
-            raise keel_error
+        with library_logs_to(log_file, progress):
+            executed = _execute(pipeline, progress, log_file)
+            summary = _record(spec, prepared, executed)
+        if executed.failure is not None:
+            reporter.summary(summary.render())
+            _raise_failure(executed.failure, log_file)
         return summary

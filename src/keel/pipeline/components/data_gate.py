@@ -10,7 +10,6 @@ and the schema, and fails with every problem in plain words when
 Transform depends on DataGate, so nothing downstream runs on bad data.
 """
 
-import json
 import math
 import os
 
@@ -21,6 +20,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from keel.core.errors import DataError
+from keel.pipeline.config import GateConfig, decode
 
 MAX_LISTED = 12
 
@@ -112,15 +112,15 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def problems(examples, statistics, schema, anomalies, config: dict) -> list[str]:
+def problems(examples, statistics, schema, anomalies, config: GateConfig) -> list[str]:
     """Every reason the data is unfit, one plain-words line each (empty when it is fine)."""
     found = []
     schema_proto = _schema(schema)
     types = {f.name: f.type for f in schema_proto.feature}
-    label = config["label"]
+    label = config.label
     if label not in types:
         found.append(f"label {label!r} is not in the data (columns: {', '.join(sorted(types))})")
-    for name in config["numeric"]:
+    for name in config.numeric:
         if types.get(name) == schema_pb2.BYTES:
             samples, rows = _non_numeric_values(examples, name)
             shown = ", ".join(repr(s) for s in samples)
@@ -128,7 +128,7 @@ def problems(examples, statistics, schema, anomalies, config: dict) -> list[str]
                          f"e.g. {shown}: fix those rows or list it under features.categorical")
     stats = {split: lists.datasets[0] for split, lists in
              _per_split(statistics, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList).items()}
-    found += _non_finite(stats, [n for n in config["numeric"] if types.get(n) != schema_pb2.BYTES])
+    found += _non_finite(stats, [n for n in config.numeric if types.get(n) != schema_pb2.BYTES])
     found += _unseen_labels(stats, label)
     for split, result in sorted(_per_split(anomalies, "SchemaDiff.pb", anomalies_pb2.Anomalies).items()):
         for feature, info in sorted(result.anomaly_info.items()):
@@ -148,7 +148,7 @@ def DataGate(
     config: Parameter[str],
 ) -> None:
     """Raises DataError listing every problem; returns quietly when the data is fit to train on."""
-    found = problems(examples, statistics, schema, anomalies, json.loads(config))
+    found = problems(examples, statistics, schema, anomalies, decode(GateConfig, config))
     if found:
         shown = found[:MAX_LISTED]
         more = f"; and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""

@@ -7,12 +7,13 @@ artifact). When no variant passes it fails the run with the comparison table. Th
 records in ML Metadata whether anything was exported, the variant, its size and its figures.
 """
 
-import json
 from pathlib import Path
 
 from tfx import v1 as tfx
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.types import standard_artifacts
+
+from keel.pipeline.config import LiteExportConfig, decode
 
 
 class LiteModel(tfx.dsl.Artifact):
@@ -42,14 +43,16 @@ def LiteExporter(
     """
     from keel.export.exporter import LITE_DIR, LitePolicy, export_lite, install
 
-    settings = json.loads(config)
+    settings = decode(LiteExportConfig, config)
     destination = _pushed_destination(pushed_model)
     if not model_blessing.get_int_custom_property("blessed") or destination is None:
         lite_model.set_int_custom_property("exported", 0)
         print("    LiteExporter: nothing to export (the model was not blessed and pushed)", flush=True)
         return
-    result = export_lite(destination, examples.uri, Path(lite_model.uri), LitePolicy.from_dict(settings["policy"]),
-                         label=settings["label"])
+    policy = LitePolicy(variants=settings.variants, choose=settings.choose,
+                        max_accuracy_drop=settings.max_accuracy_drop, max_size_bytes=settings.max_size_bytes,
+                        representative_rows=settings.representative_rows)
+    result = export_lite(destination, examples.uri, Path(lite_model.uri), policy, label=settings.label)
     served = Path(destination) / LITE_DIR
     install(result.directory, served)
     chosen = result.chosen
