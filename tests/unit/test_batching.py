@@ -26,6 +26,7 @@ class Model:
 
 
 def rows(*values: int) -> dict[str, np.ndarray]:
+    """One request's columns: a single input `x` holding `values`."""
     return {"x": np.array(values)}
 
 

@@ -10,6 +10,7 @@ SPEC = {"pipeline": {"name": "penguin"}, "train": {"steps": 200, "seed": 42},
 
 
 def schema(text: str) -> schema_pb2.Schema:
+    """A TFMD Schema from its text format."""
     return text_format.Parse(text, schema_pb2.Schema())
 
 

@@ -42,7 +42,7 @@ def push(store, workdir: Path, version: str, pushed: bool = True, model: str = "
 
 @pytest.fixture
 def workdir(tmp_path) -> Path:
-    """A workdir whose store holds three pushed versions (and one blessed-not run that pushed nothing)."""
+    """A workdir whose store holds three pushed versions and, between them, one the Pusher did not push."""
     store = new_store(tmp_path)
     for version in ("1001", "1002"):
         push(store, tmp_path, version)
@@ -52,6 +52,7 @@ def workdir(tmp_path) -> Path:
 
 
 def stages(workdir: Path) -> dict[str, str]:
+    """Version -> stage, as the store holds them now."""
     return {v.version: v.stage for v in versions(new_store(workdir))}
 
 
