@@ -1,7 +1,49 @@
-"""The `keel` command: thin adapters over the library. Errors in user input exit 2 with one line."""
+"""The `keel` command: thin adapters over the library, one call each.
+
+The library validates and raises KeelError; main() prints it as `error: ...` lines and exits 2.
+The workdir rule and every exit code are in EPILOG (`keel --help`). Building the parser imports
+no TensorFlow: choices and defaults come from light modules (spec, registry stages, cloud targets,
+serve config).
+"""
 
 import argparse
 import sys
+
+EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT, EXIT_ALERTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EPILOG = f"""\
+workdir: the directory `keel run` writes (pipeline root, ML Metadata, serving/, logs/). Every command
+picks it the same way (keel.core.workdirs): --workdir DIR when given; else the spec's own workdir,
+.keel/NAME beside the spec, when a spec is given (the SPEC argument, or --spec); else the one workdir
+under .keel/ in the current directory or one directory down (pipelines/.keel/NAME after `make demo`).
+When that search finds several, pass --workdir or --spec.
+
+exit codes:
+  {EXIT_OK}    success
+  {EXIT_BUG}    an unexpected failure (a bug in keel): a traceback, and the run's log file if there is one
+  {EXIT_BAD_INPUT}    bad input (flags, spec, data, model code, workdir): one line per problem, "error: ..."
+  {EXIT_ALERTS}    keel monitor: the logged requests raised alerts
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+"""
+
+
+def _workdir(args):
+    """The workdir a command acts on, by the rule in EPILOG; `args.spec` is a spec path or None."""
+    from keel.core.workdirs import resolve_workdir
+
+    spec = None
+    if args.spec:
+        from keel.core.spec import load_spec
+
+        spec = load_spec(args.spec, check_files=False)
+    return resolve_workdir(args.workdir, spec)
+
+
+def _emit(data, text: str, as_json: bool) -> None:
+    """Prints `text`, or `data` as JSON (paths as strings) with --json."""
+    import json
+
+    print(json.dumps(data, indent=2, sort_keys=True, default=str) if as_json else text)
 
 
 def cmd_validate(args) -> int:
@@ -10,29 +52,38 @@ def cmd_validate(args) -> int:
     spec = load_spec(args.spec)
     print(f"# {spec.path}: valid; every default filled in")
     print(to_toml(spec.resolved()), end="")
-    return 0
+    return EXIT_OK
 
 
 def cmd_run(args) -> int:
-    from keel.runners.local import run_pipeline
+    import contextlib
+    import dataclasses
+
     from keel.core.spec import load_spec
+    from keel.core.workdirs import resolve_workdir
+    from keel.runners.local import run_pipeline
 
     spec = load_spec(args.spec)
-    summary = run_pipeline(spec, workdir=args.workdir, span=args.span)
-    print(summary.render())
-    return 0
+    workdir = resolve_workdir(args.workdir, spec)
+    # With --json, stdout carries only the summary: progress (the runner's and the Trainer's) goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        summary = run_pipeline(spec, workdir=workdir, span=args.span)
+    _emit(dataclasses.asdict(summary), summary.render(), args.json)
+    return EXIT_OK
 
 
 def cmd_serve(args) -> int:
     from pathlib import Path
 
-    from keel.serving.app import ServeConfig, serve
+    from keel.serving.app import serve
+    from keel.serving.config import ServeConfig
 
-    serve(ServeConfig(workdir=Path(args.workdir), model=args.model, host=args.host, port=args.port,
-                      log_dir=args.log_dir, log_sample_rate=args.log_sample_rate, log_max_bytes=args.log_max_bytes,
-                      max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
-                      max_body_bytes=args.max_body_bytes, poll_seconds=args.poll_seconds))
-    return 0
+    serve(ServeConfig(workdir=_workdir(args), model=args.model, host=args.host, port=args.port,
+                      log_dir=Path(args.log_dir) if args.log_dir else None, log_sample_rate=args.log_sample_rate,
+                      log_max_bytes=args.log_max_bytes, max_batch_size=args.max_batch_size,
+                      batch_wait_ms=args.batch_wait_ms, max_body_bytes=args.max_body_bytes,
+                      poll_seconds=args.poll_seconds))
+    return EXIT_OK
 
 
 def cmd_monitor(args) -> int:
@@ -40,42 +91,30 @@ def cmd_monitor(args) -> int:
 
     from keel.monitoring import monitor
 
-    report = monitor(Path(args.workdir), Path(args.logs), Path(args.out), version=args.model, since=args.since,
+    report = monitor(_workdir(args), Path(args.logs), Path(args.out), version=args.model, since=args.since,
                      labels=Path(args.labels) if args.labels else None)
-    print(report.render())
-    return 3 if report.alerts else 0
-
-
-def _emit(data, text: str, as_json: bool) -> None:
-    import json
-
-    print(json.dumps(data, indent=2, sort_keys=True) if as_json else text)
+    _emit(report.to_dict(), report.render(), args.json)
+    return EXIT_ALERTS if report.alerts else EXIT_OK
 
 
 def cmd_lineage(args) -> int:
-    from pathlib import Path
-
     from keel.mlmd.lineage import model_lineage, render
 
-    record = model_lineage(Path(args.workdir), args.model)
-    _emit(record, render(record), args.json)
-    return 0
+    record = model_lineage(_workdir(args), args.model)
+    _emit(record.to_dict(), render(record), args.json)
+    return EXIT_OK
 
 
 def cmd_models(args) -> int:
-    from pathlib import Path
-
-    from keel.mlmd import lineage
     from keel.registry import stages as registry
 
-    workdir = Path(args.workdir)
+    workdir = _workdir(args)
     if args.action == "list":
         rows = registry.list_versions(workdir)
-        _emit(rows, registry.render_list(rows), args.json)
+        _emit([r.to_dict() for r in rows], registry.render_list(rows), args.json)
     elif args.action == "show":
         entry = registry.show(workdir, args.version)
-        text = f"version {entry['version']} (#{entry['index']}): {entry['stage']}\n{lineage.render(entry['lineage'])}"
-        _emit(entry, text, args.json)
+        _emit(entry.to_dict(), registry.render_entry(entry), args.json)
     elif args.action == "promote":
         version = registry.promote(workdir, args.version, args.to)
         _emit({"version": version.version, "stage": version.stage},
@@ -85,132 +124,196 @@ def cmd_models(args) -> int:
         _emit({"from": old.version, "to": new.version},
               f"rolled back: version {new.version} (#{new.index}) is production again; "
               f"{old.version} (#{old.index}) archived", args.json)
-    return 0
+    return EXIT_OK
 
 
 def cmd_diff(args) -> int:
-    from pathlib import Path
-
     from keel.registry.diff import diff, render
 
-    result = diff(Path(args.workdir), args.a, args.b)
+    result = diff(_workdir(args), args.a, args.b)
     _emit(result, render(result), args.json)
-    return 0
+    return EXIT_OK
 
 
 def cmd_export(args) -> int:
     from pathlib import Path
 
+    from keel.core.errors import ExportError
+    from keel.core.workdirs import resolve_workdir
     from keel.export import standalone
+    from keel.export.report import table
 
     out = Path(args.out) if args.out else None
     if args.target.endswith(".toml"):
         from keel.core.spec import load_spec
 
-        result = standalone.export_spec(load_spec(args.target), args.workdir, args.variants, out)
+        spec = load_spec(args.target)
+        result = standalone.export_spec(spec, resolve_workdir(args.workdir, spec), args.variants, out)
+    elif args.workdir:
+        raise ExportError(f"--workdir: only with a spec; a SavedModel directory ({args.target}) is measured on "
+                          "--examples DIR")
     else:
         result = standalone.export_saved_model(Path(args.target), args.examples, args.variants, out, args.label)
-    from keel.export.report import table
-
-    print(table(result.reference, result.variants))
-    print(f"exported {result.chosen.name}: {result.directory}")
-    return 0
+    _emit(result.to_dict(), f"{table(result.reference, result.variants)}\n"
+          f"exported {result.chosen.name}: {result.directory}", args.json)
+    return EXIT_OK
 
 
 def cmd_compile(args) -> int:
-    from keel.runners.cloud import compile_pipeline
     from keel.core.spec import load_spec
+    from keel.runners.cloud import compile_pipeline
 
     spec = load_spec(args.spec, check_files=False)
     output = compile_pipeline(spec, args.target, args.output)
     print(f"compiled {spec.pipeline.name} for {args.target}: {output}")
-    return 0
+    return EXIT_OK
+
+
+def version_line() -> str:
+    """keel's version and the stack's, read from package metadata (TensorFlow is not imported)."""
+    import platform
+    from importlib import metadata
+
+    import keel
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return (f"keel {keel.__version__} (TFX {installed('tfx')}, TensorFlow {installed('tensorflow')}, "
+            f"Keras {installed('keras')}, Python {platform.python_version()})")
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: computed only when asked for, so other commands do not pay for the metadata reads."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the versions of keel, TFX, TensorFlow, Keras and Python, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())
+        parser.exit(EXIT_OK)
+
+
+def _shared_options() -> dict[str, argparse.ArgumentParser]:
+    """The options several commands take, each defined once, as argparse parent parsers."""
+    workdir = argparse.ArgumentParser(add_help=False)
+    workdir.add_argument("--workdir", metavar="DIR", default=None,
+                         help="the workdir to use (default: the spec's .keel/NAME, else the only workdir under "
+                              ".keel/ here or one directory down; see `keel --help`)")
+    spec = argparse.ArgumentParser(add_help=False)
+    spec.add_argument("--spec", metavar="SPEC", default=None,
+                      help="a pipeline spec: use its workdir, .keel/NAME beside it")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON on stdout instead of text")
+    return {"workdir": workdir, "spec": spec, "json": as_json}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keel", description="Production ML on the real TensorFlow stack.")
+    """The `keel` argument parser; importing what it needs for choices and defaults does not load TensorFlow."""
+    from keel.core.spec import LITE_VARIANTS
+    from keel.registry.stages import PRODUCTION, STAGES
+    from keel.runners.cloud import TARGETS
+    from keel.serving.config import DEFAULTS as SERVE
+
+    shared = _shared_options()
+    located = [shared["workdir"], shared["spec"]]  # commands without a SPEC argument
+    parser = argparse.ArgumentParser(prog="keel", description="Production ML on the real TensorFlow stack.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check a spec and print it with defaults filled in")
     validate.add_argument("spec", help="path of a pipeline spec (pipelines/*.toml)")
     validate.set_defaults(func=cmd_validate)
 
-    run = commands.add_parser("run", help="run the spec's TFX pipeline locally (cached)")
+    run = commands.add_parser("run", parents=[shared["workdir"], shared["json"]],
+                              help="run the spec's TFX pipeline locally (cached)")
     run.add_argument("spec", help="path of a pipeline spec (pipelines/*.toml)")
-    run.add_argument("--workdir", default=None, help="pipeline root and ML Metadata (default: .keel/NAME beside the spec)")
     run.add_argument("--span", type=int, default=None, help="data version of a {SPAN} source (default: the latest)")
     run.set_defaults(func=cmd_run)
 
     compile_ = commands.add_parser("compile", help="compile the pipeline for Vertex AI or Kubeflow (offline)")
     compile_.add_argument("spec", help="path of a pipeline spec with a [cloud] section")
-    compile_.add_argument("--target", choices=["vertex", "kubeflow"], default="vertex")
-    compile_.add_argument("--output", default="pipeline.json", help="where the pipeline JSON goes")
+    compile_.add_argument("--target", choices=TARGETS, default=TARGETS[0],
+                          help=f"the orchestrator the JSON is for (default: {TARGETS[0]})")
+    compile_.add_argument("--output", default="pipeline.json", help="where the pipeline JSON goes (default: %(default)s)")
     compile_.set_defaults(func=cmd_compile)
 
-    serve = commands.add_parser("serve", help="serve the pushed model over TF Serving's REST API")
-    serve.add_argument("--workdir", default=".", help="the workdir `keel run` pushed to (default: .)")
-    serve.add_argument("--model", default=None, help="model name under WORKDIR/serving (default: the only one)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    serve.add_argument("--port", type=int, default=8501, help="port (default: 8501, TF Serving's REST port; 0 picks one)")
-    serve.add_argument("--log-dir", default=None, help="PredictionLog request logs (default: WORKDIR/request_logs/NAME)")
-    serve.add_argument("--log-sample-rate", type=float, default=1.0, help="share of requests logged (default: 1; 0: off)")
-    serve.add_argument("--log-max-bytes", type=int, default=64 << 20, help="rotate log files at this size")
-    serve.add_argument("--max-batch-size", type=int, default=64, help="rows per model call (default: 64; 1: no batching)")
-    serve.add_argument("--batch-wait-ms", type=float, default=2.0, help="longest wait for a batch to fill (default: 2)")
-    serve.add_argument("--max-body-bytes", type=int, default=4 << 20, help="request body limit (default: 4 MiB)")
-    serve.add_argument("--poll-seconds", type=float, default=2.0, help="how often to look for a new version")
+    serve = commands.add_parser("serve", parents=located, help="serve the pushed model over TF Serving's REST API")
+    serve.add_argument("--model", default=SERVE.model, help="model name under WORKDIR/serving (default: the only one)")
+    serve.add_argument("--host", default=SERVE.host, help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=SERVE.port,
+                       help="port (default: %(default)s, TF Serving's REST port; 0 picks a free one)")
+    serve.add_argument("--log-dir", metavar="DIR", default=SERVE.log_dir,
+                       help="PredictionLog request logs (default: WORKDIR/request_logs/NAME)")
+    serve.add_argument("--log-sample-rate", type=float, default=SERVE.log_sample_rate,
+                       help="share of requests logged (default: %(default)s; 0: off)")
+    serve.add_argument("--log-max-bytes", type=int, default=SERVE.log_max_bytes,
+                       help="rotate log files at this size (default: %(default)s, 64 MiB)")
+    serve.add_argument("--max-batch-size", type=int, default=SERVE.max_batch_size,
+                       help="rows per model call (default: %(default)s; 1: no batching)")
+    serve.add_argument("--batch-wait-ms", type=float, default=SERVE.batch_wait_ms,
+                       help="longest wait for a batch to fill (default: %(default)s)")
+    serve.add_argument("--max-body-bytes", type=int, default=SERVE.max_body_bytes,
+                       help="request body limit (default: %(default)s, 4 MiB)")
+    serve.add_argument("--poll-seconds", type=float, default=SERVE.poll_seconds,
+                       help="how often to look for a new version (default: %(default)s)")
     serve.set_defaults(func=cmd_serve)
 
-    monitor = commands.add_parser("monitor", help="skew and drift of logged requests vs the model's training data")
-    monitor.add_argument("--workdir", default=".", help="the workdir the served model came from (default: .)")
-    monitor.add_argument("--logs", required=True, help="a directory of PredictionLog TFRecord files")
+    monitor = commands.add_parser("monitor", parents=[*located, shared["json"]],
+                                  help="skew and drift of logged requests vs the model's training data")
+    monitor.add_argument("--logs", metavar="DIR", required=True, help="a directory of PredictionLog TFRecord files")
     monitor.add_argument("--model", default=None, help="model version to monitor (default: the newest in the logs)")
     monitor.add_argument("--since", default=None,
                          help="ISO time: monitor requests from then on; earlier ones are the previous window (drift)")
-    monitor.add_argument("--labels", default=None, help="CSV of request_id,label for live accuracy")
-    monitor.add_argument("--out", default="monitor", help="where report.html and report.json go (default: ./monitor)")
+    monitor.add_argument("--labels", metavar="CSV", default=None, help="CSV of request_id,label for live accuracy")
+    monitor.add_argument("--out", metavar="DIR", default="monitor",
+                         help="where report.html and report.json go (default: ./%(default)s)")
     monitor.set_defaults(func=cmd_monitor)
 
-    # Options shared by the ML Metadata queries.
-    query = argparse.ArgumentParser(add_help=False)
-    query.add_argument("--workdir", default=".", help="the workdir of `keel run` (default: .)")
-    query.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-    lineage = commands.add_parser("lineage", parents=[query], help="what produced a model, from ML Metadata")
+    queries = [*located, shared["json"]]  # the ML Metadata queries
+    lineage = commands.add_parser("lineage", parents=queries, help="what produced a model, from ML Metadata")
     lineage.add_argument("model", nargs="?", default="latest",
                          help="a pushed version, a run id, an artifact id, or latest (default)")
     lineage.set_defaults(func=cmd_lineage)
 
     models = commands.add_parser("models", help="the registry of pushed versions and their stages")
     actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", parents=[query], help="every pushed version with its stage and metrics")
-    show = actions.add_parser("show", parents=[query], help="one version: stage, metrics, lineage")
+    actions.add_parser("list", parents=queries, help="every pushed version with its stage and metrics")
+    show = actions.add_parser("show", parents=queries, help="one version: stage, metrics, lineage")
     show.add_argument("version", help="a version (directory name under serving/) or its registry index")
-    promote = actions.add_parser("promote", parents=[query], help="move a version to a stage (default: production)")
+    promote = actions.add_parser("promote", parents=queries, help="move a version to a stage (default: production)")
     promote.add_argument("version", help="a version (directory name under serving/) or its registry index")
-    promote.add_argument("--to", default="production", choices=["production", "candidate", "archived"])
-    actions.add_parser("rollback", parents=[query], help="put the previously promoted version back in production")
+    promote.add_argument("--to", default=PRODUCTION, choices=STAGES,
+                         help=f"the stage (default: %(default)s; promoting to {PRODUCTION} archives the current one)")
+    actions.add_parser("rollback", parents=queries, help="put the previously promoted version back in production")
     models.set_defaults(func=cmd_models)
 
-    diff = commands.add_parser("diff", parents=[query], help="what changed between two models")
+    diff = commands.add_parser("diff", parents=queries, help="what changed between two models")
     diff.add_argument("a", help="a pushed version, a run id, a registry index, or latest")
     diff.add_argument("b", help="a pushed version, a run id, a registry index, or latest")
     diff.set_defaults(func=cmd_diff)
 
-    export = commands.add_parser("export", help="convert a pushed model to LiteRT, gated on parity with the SavedModel")
+    export = commands.add_parser("export", parents=[shared["workdir"], shared["json"]],
+                                 help="convert a pushed model to LiteRT, gated on parity with the SavedModel")
     export.add_argument("target", help="a pipeline spec (its workdir's latest pushed model) or a SavedModel directory")
-    export.add_argument("--workdir", default=None, help="with a spec: its workdir (default: .keel/NAME beside it)")
-    export.add_argument("--examples", default=None,
+    export.add_argument("--examples", metavar="DIR", default=None,
                         help="with a SavedModel: an ExampleGen output directory (Split-train, Split-eval)")
-    export.add_argument("--variants", nargs="+", choices=["float32", "float16", "dynamic", "int8"], default=None,
+    export.add_argument("--variants", nargs="+", choices=LITE_VARIANTS, default=None,
                         help="variants to build (default: the spec's [export.lite] variants, or all)")
     export.add_argument("--label", default=None, help="with a SavedModel: the label column (default: inferred)")
-    export.add_argument("--out", default=None, help="output directory (default: lite/ inside the pushed version)")
+    export.add_argument("--out", metavar="DIR", default=None,
+                        help="output directory (default: lite/ inside the pushed version)")
     export.set_defaults(func=cmd_export)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one `keel` command; returns its exit code (listed in EPILOG)."""
     from keel.core import quiet
 
     quiet.quiet_process()
@@ -224,10 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeelError as e:
         for line in str(e).splitlines():
             print(f"error: {line}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

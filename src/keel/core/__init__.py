@@ -5,6 +5,7 @@
 - `modules`: the user's model module, loaded by file path, and its provenance.
 - `fingerprint`: sha256 of files and directories (data, code, borrowed weights).
 - `quiet`: library logs kept off the console (TensorFlow's import, a run's log file).
+- `workdirs`: which workdir a command acts on (--workdir, the spec's, or the only one under .keel/).
 
 Nothing here imports TensorFlow, TFX or ML Metadata.
 """

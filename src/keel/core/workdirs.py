@@ -9,8 +9,8 @@ A workdir is the directory `keel run` writes: the pipeline root, ML Metadata (`m
    (`pipelines/.keel/penguin` after `make demo`, run from the repository root). Several found is
    an error listing them; so is none.
 
-Commands that read a workdir (lineage, models, diff, serve, monitor, export) ask for an existing
-one: the directory must hold ML Metadata. Only `keel run` may name a workdir that does not exist yet.
+A directory given (1, 2) is taken as it is: `keel run` creates it, and the commands that read one
+say what is missing there (no ML Metadata store, no serving/ directory).
 """
 
 import os
@@ -28,39 +28,39 @@ def is_workdir(path: Path) -> bool:
 
 
 def find_workdirs(here: Path) -> list[Path]:
-    """Every workdir under `.keel/` in `here` or one directory down, sorted."""
-    found = {p.resolve() for pattern in SEARCHED for p in Path(here).glob(pattern) if is_workdir(p)}
-    return sorted(found)
+    """Every workdir under `.keel/` in `here` or one directory down, as absolute paths below `here`, sorted.
+
+    Two paths to one directory (a symbolic link) count once.
+    """
+    found: dict[Path, Path] = {}
+    for pattern in SEARCHED:
+        for path in sorted(Path(here).absolute().glob(pattern)):
+            if is_workdir(path):
+                found.setdefault(path.resolve(), path)
+    return sorted(found.values())
 
 
-def resolve_workdir(workdir: str | Path | None = None, spec=None, here: Path | None = None,
-                    must_exist: bool = True) -> Path:
+def resolve_workdir(workdir: str | Path | None = None, spec=None, here: Path | None = None) -> Path:
     """The workdir a command acts on (see the module docstring for the rule), as an absolute path.
 
     Args:
         workdir: the `--workdir` value, or None.
         spec: a loaded `keel.core.spec.Spec`, or None.
-        here: where to look when neither is given (default: the current directory).
-        must_exist: require ML Metadata in the chosen directory (every command but `keel run`).
+        here: where to search when neither is given (default: the current directory).
 
     Raises:
-        WorkdirError: the chosen directory holds no ML Metadata, or the search found none or several.
+        WorkdirError: neither was given and the search found no workdir, or several.
     """
     if workdir is not None:
-        chosen, shown = Path(workdir).expanduser().resolve(), f"--workdir {workdir}"
-    elif spec is not None:
-        chosen, shown = spec.default_workdir().resolve(), f"{spec.path.name}'s workdir {spec.default_workdir()}"
-    else:
-        here = Path.cwd() if here is None else Path(here)
-        found = find_workdirs(here)
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            raise WorkdirError(f"no workdir found in {here}/.keel/ or {here}/*/.keel/; pass --workdir DIR or "
-                               "--spec SPEC (`keel run SPEC` creates the spec's workdir)")
-        listed = ", ".join(os.path.relpath(p, here) for p in found)
-        raise WorkdirError(f"{len(found)} workdirs found ({listed}); pick one with --workdir DIR or --spec SPEC")
-    if must_exist and not is_workdir(chosen):
-        raise WorkdirError(f"{shown}: no ML Metadata there ({METADATA_FILE}); expected the workdir of a "
-                           "`keel run` (run the spec first, or pass --workdir DIR)")
-    return chosen
+        return Path(workdir).expanduser().resolve()
+    if spec is not None:
+        return spec.default_workdir().resolve()
+    here = Path.cwd() if here is None else Path(here)
+    found = find_workdirs(here)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise WorkdirError(f"no workdir found in {here}/.keel/ or {here}/*/.keel/; pass --workdir DIR or "
+                           "--spec SPEC (`keel run SPEC` creates the spec's workdir)")
+    listed = ", ".join(os.path.relpath(p, here) for p in found)
+    raise WorkdirError(f"{len(found)} workdirs found ({listed}); pick one with --workdir DIR or --spec SPEC")
