@@ -204,3 +204,25 @@ def test_a_second_workdir_makes_the_search_ask_which(demo, tmp_path):
     assert result.stderr.splitlines() == [
         f"error: 2 workdirs found ({os.path.join('.keel', 'penguin-copy')}, "
         f"{os.path.join('pipelines', '.keel', 'penguin')}); pick one with --workdir DIR or --spec SPEC"]
+
+
+def test_the_dict_forms_behind_json_are_plain_json(tmp_path):
+    from keel.export.exporter import LiteExport
+    from keel.export.parity import Measurement
+    from keel.monitoring import MonitorReport
+    from keel.monitoring.checks import Alert
+
+    reference = Measurement("savedmodel", accuracy=0.98)
+    int8 = Measurement("int8", accuracy=0.97, size_bytes=361_096, accuracy_drop=0.01, passed=True)
+    export = LiteExport(tmp_path / "lite", int8, reference, [int8], {"chosen": "int8", "saved_model": "sm"})
+    shown = json.loads(json.dumps(export.to_dict()))
+    assert shown["directory"] == str(tmp_path / "lite") and shown["chosen"] == "int8"
+    assert [v["name"] for v in shown["variants"]] == ["int8"] and shown["savedmodel"]["accuracy"] == 0.98
+
+    alert = Alert("island", "skew", "COMPARATOR_L_INFTY_HIGH", "The Linfty distance ... is 0.5")
+    report = MonitorReport({"model": "penguin", "alerts": [alert.__dict__]}, [alert], tmp_path / "report.html",
+                           tmp_path / "report.json")
+    shown = json.loads(json.dumps(report.to_dict()))
+    assert shown["alerts"][0]["feature"] == "island"
+    assert (shown["report_html"], shown["report_json"]) == (str(tmp_path / "report.html"),
+                                                           str(tmp_path / "report.json"))
