@@ -19,8 +19,8 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from keel.core.errors import ModelCodeError
-from keel.data.features import LABEL_VOCABULARY, FeatureSet, dtype_kind, split_features
 from keel.core.modules import load_module, require_function
+from keel.data.features import LABEL_VOCABULARY, FeatureSet, dtype_kind, split_features
 from keel.executors import warm_start
 from keel.executors.signatures import save_serving_model
 from keel.executors.training.jit import choose_jit

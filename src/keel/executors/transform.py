@@ -10,8 +10,8 @@ transform depends on, so a training-only change in the spec leaves Transform cac
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from keel.data.features import LABEL_VOCABULARY, dtype_kind, split_features
 from keel.core.modules import load_module
+from keel.data.features import LABEL_VOCABULARY, dtype_kind, split_features
 from keel.pipeline.config import TransformConfig, decode
 
 

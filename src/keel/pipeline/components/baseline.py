@@ -6,8 +6,8 @@ run again and push a duplicate version. Anchoring the baseline to the candidate 
 pure function of the candidate: a re-run resolves the same baseline, and stays fully cached.
 """
 
-from tfx.dsl.components.common import resolver
 from tfx.components.evaluator import constants
+from tfx.dsl.components.common import resolver
 
 CANDIDATE, MODEL, BLESSING = "candidate", "model", "model_blessing"
 
