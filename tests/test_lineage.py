@@ -78,16 +78,17 @@ def test_two_spans_have_different_fingerprints_in_lineage(two_spans):
     a = lineage.model_lineage(two_spans.workdir, two_spans.version_a.name)
     b = lineage.model_lineage(two_spans.workdir, "latest")
     for record, span in ((a, 1), (b, 2)):
-        data = record["data"]
-        assert data["span"] == span and data["examples"]["span"] == span
+        data = record.data
+        assert data.span == span and data.examples.span == span
         csv_file = two_spans.root / "spans" / f"span-{span}" / "penguins.csv"
-        assert data["files"] == [{"path": str(csv_file), "sha256": sha256(csv_file)}]
-        assert sum(data["rows"].values()) == ROWS[span] and set(data["rows"]) == {"train", "eval"}
-    assert a["data"]["files"][0]["sha256"] != b["data"]["files"][0]["sha256"]
-    assert a["data"]["examples"]["fingerprint"] != b["data"]["examples"]["fingerprint"]
-    assert b["pushed"][0]["version"] == two_spans.version_b.name
-    assert a["code"]["module_sha256"] == sha256(TABULAR)
-    assert b["spec"]["resolved"]["train"]["steps"] == 30 and b["spec"]["sha256"] == sha256(two_spans.spec)
+        assert data.files == [{"path": str(csv_file), "sha256": sha256(csv_file)}]
+        assert sum(data.rows.values()) == ROWS[span] and set(data.rows) == {"train", "eval"}
+    assert a.data.files[0]["sha256"] != b.data.files[0]["sha256"]
+    assert a.data.examples.fingerprint != b.data.examples.fingerprint
+    assert b.pushed[0].version == two_spans.version_b.name
+    assert a.code["module_sha256"] == sha256(TABULAR)
+    assert b.spec.resolved["train"]["steps"] == 30 and b.spec.sha256 == sha256(two_spans.spec)
+    assert b.evaluation.blessed and b.evaluation.blessing_reasons == ["every threshold met"]
 
 
 def test_lineage_cli_prints_the_record(two_spans, capsys):
@@ -97,6 +98,7 @@ def test_lineage_cli_prints_the_record(two_spans, capsys):
     assert cli.main(["lineage", two_spans.version_a.name, "--workdir", str(two_spans.workdir), "--json"]) == 0
     as_json = json.loads(capsys.readouterr().out)
     assert as_json["data"]["span"] == 1 and as_json["warm_start"] is None
+    assert as_json == lineage.model_lineage(two_spans.workdir, two_spans.version_a.name).to_dict()
 
 
 def test_diff_names_the_changed_spec_fields_and_the_data_change(two_spans, capsys):
@@ -122,12 +124,12 @@ def test_diff_names_the_changed_spec_fields_and_the_data_change(two_spans, capsy
 
 
 def test_warm_start_is_recorded_with_its_sha256(two_spans):
-    record = lineage.model_lineage(two_spans.workdir, "latest")["warm_start"]
+    record = lineage.model_lineage(two_spans.workdir, "latest").warm_start
     expected = hashlib.sha256()
     for f in sorted(p for p in two_spans.version_a.rglob("*") if p.is_file()):
         expected.update(f.relative_to(two_spans.version_a).as_posix().encode() + b"\0" + f.read_bytes())
-    assert record["uri"] == str(two_spans.version_a)
-    assert record["sha256"] == expected.hexdigest()
+    assert record.uri == str(two_spans.version_a)
+    assert record.sha256 == expected.hexdigest()
     assert "warm start from" in two_spans.run_b.stdout
 
 

@@ -29,14 +29,14 @@ def stages(workdir) -> dict[str, str]:
 def test_list_shows_every_pushed_version_with_metrics(penguin_runs, workdir):
     rows = registry.list_versions(workdir)
     expected = [p.rsplit("/", 1)[-1] for p in penguin_runs.versions_after_steps_changed]
-    assert [r["version"] for r in rows] == expected and [r["index"] for r in rows] == [1, 2]
-    assert {r["stage"] for r in rows} == {"candidate"}
-    assert all(r["metrics"]["sparse_categorical_accuracy"] >= 0.9 for r in rows)
+    assert [r.version for r in rows] == expected and [r.index for r in rows] == [1, 2]
+    assert {r.stage for r in rows} == {"candidate"}
+    assert all(r.metrics["sparse_categorical_accuracy"] >= 0.9 for r in rows)
     assert registry.production_version(workdir, "penguin") is None
 
 
 def test_promote_and_rollback_round_trip(workdir):
-    first, second = (r["version"] for r in registry.list_versions(workdir))
+    first, second = (r.version for r in registry.list_versions(workdir))
     assert registry.promote(workdir, "1").stage == "production"
     assert registry.production_version(workdir, "penguin") == first
     registry.promote(workdir, second)
@@ -55,7 +55,7 @@ def test_promote_and_rollback_round_trip(workdir):
 
 
 def test_models_cli_round_trip_and_unknown_version(workdir, capsys):
-    first, second = (r["version"] for r in registry.list_versions(workdir))
+    first, second = (r.version for r in registry.list_versions(workdir))
 
     def models(*args: str) -> tuple[int, str, str]:
         code = cli.main(["models", *args, "--workdir", str(workdir)])

@@ -8,25 +8,26 @@ output its Evaluator read, both found through ML Metadata; the policy is the spe
 import dataclasses
 from pathlib import Path
 
-from keel.mlmd import store as metadata
 from keel.core.errors import ExportError
 from keel.export.exporter import LITE_DIR, LiteExport, LitePolicy, export_lite
+from keel.mlmd import evaluation, lineage
+from keel.mlmd import store as metadata
 
 
 def latest_pushed(workdir: Path) -> tuple[str, str]:
     """(pushed SavedModel directory, examples uri the Evaluator scored it on) of the newest push."""
     store = metadata.open_store(workdir)
-    pushed = [a for a in store.get_artifacts_by_type("PushedModel") if metadata.custom(a, "pushed", 0)]
+    pushed = lineage.pushed_models(store)
     if not pushed:
         raise ExportError(f"{workdir}: no pushed model yet (a model is pushed once it is blessed); "
                           "run `keel run SPEC` first")
-    newest = max(pushed, key=lambda a: a.id)
-    pusher = metadata.producer(store, newest.id)
-    model = metadata.inputs(store, pusher.id)["model"][0]
-    for execution in metadata.consumers(store, model.id).get("model", []):
-        if metadata.node_id(store, execution) == "Evaluator":
-            return metadata.custom(newest, "pushed_destination"), metadata.inputs(store, execution.id)["examples"][0].uri
-    raise ExportError(f"{workdir}: ML Metadata has no Evaluator run for the pushed model {model.uri}")
+    newest = pushed[-1]
+    model = lineage.trained_model_of(store, newest)
+    evaluator = evaluation.evaluator_of(store, model)
+    examples = metadata.input_artifact(store, evaluator.id, "examples") if evaluator else None
+    if examples is None:
+        raise ExportError(f"{workdir}: ML Metadata has no Evaluator run for the pushed model {model.uri}")
+    return metadata.custom(newest, "pushed_destination"), examples.uri
 
 
 def export_spec(spec, workdir: Path | None = None, variants: list[str] | None = None,

@@ -1,4 +1,10 @@
-"""ML Metadata queries over a keel workdir, walking contexts and events (no filter_query)."""
+"""A keel workdir's ML Metadata store and the one set of graph walks over it.
+
+Executions and artifacts are linked by events; each event's path key names the input or output
+(`model`, `examples`, `blessing`, ...). Executions belong to a `node` context (the pipeline node id,
+see `keel.pipeline.nodes`) and a `pipeline_run` context. Everything here walks those links directly
+(no filter_query), so it reads any store TFX wrote, local SQLite or not.
+"""
 
 import dataclasses
 from pathlib import Path
@@ -6,19 +12,27 @@ from pathlib import Path
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+from keel.core.errors import KeelError
+from keel.core.workdirs import METADATA_FILE
+
+Event, Execution, Artifact = metadata_store_pb2.Event, metadata_store_pb2.Execution, metadata_store_pb2.Artifact
+STATE_NAMES = {v: k for k, v in Execution.State.items()}
+FINISHED = (Execution.COMPLETE, Execution.CACHED)  # a cached execution reuses the outputs of a complete one
+_INPUTS = (Event.INPUT, Event.DECLARED_INPUT)
+_OUTPUTS = (Event.OUTPUT, Event.DECLARED_OUTPUT)
+_NODE, _RUN = "node", "pipeline_run"
+RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"  # the execution type of every tfx.dsl.Resolver node
 
 
 def store_path(workdir: Path) -> Path:
-    return Path(workdir) / "metadata.sqlite"
+    """Where a workdir keeps its SQLite ML Metadata store."""
+    return Path(workdir) / METADATA_FILE
 
 
 def open_store(workdir: Path) -> metadata_store.MetadataStore:
     """Opens the workdir's SQLite ML Metadata store (it must exist)."""
     path = store_path(workdir)
     if not path.exists():
-        from keel.core.errors import KeelError
-
         raise KeelError(f"{workdir}: no ML Metadata store here (run `keel run SPEC` first)")
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(path)
@@ -26,65 +40,7 @@ def open_store(workdir: Path) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def latest_run_context(store) -> metadata_store_pb2.Context | None:
-    """The newest pipeline_run context in the store (a keel workdir holds one pipeline)."""
-    runs = store.get_contexts_by_type("pipeline_run")
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id), default=None)
-
-
-def run_context(store, run_id: str) -> metadata_store_pb2.Context | None:
-    """The pipeline_run context TFX named `run_id`, or None."""
-    return store.get_context_by_type_and_name("pipeline_run", run_id)
-
-
-def _type_name(store, context) -> str:
-    return store.get_context_types_by_id([context.type_id])[0].name
-
-
-@dataclasses.dataclass
-class NodeExecution:
-    node_id: str
-    execution: metadata_store_pb2.Execution
-    type_name: str = ""
-
-    @property
-    def is_resolver(self) -> bool:
-        return self.type_name.endswith("Resolver")
-
-    @property
-    def state(self) -> str:
-        return STATE_NAMES.get(self.execution.last_known_state, "UNKNOWN")
-
-    @property
-    def seconds(self) -> float:
-        e = self.execution
-        return max(0.0, (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0)
-
-
-def run_executions(store, run_context) -> list[NodeExecution]:
-    """Executions in one pipeline run, each with its node id, in order of creation."""
-    found = []
-    for execution in store.get_executions_by_context(run_context.id):
-        node_id = None
-        for context in store.get_contexts_by_execution(execution.id):
-            if _type_name(store, context) == "node":
-                node_id = context.name.split(".", 1)[-1]
-        type_name = store.get_execution_types_by_id([execution.type_id])[0].name
-        found.append(NodeExecution(node_id or f"execution-{execution.id}", execution, type_name))
-    return sorted(found, key=lambda n: (n.execution.create_time_since_epoch, n.execution.id))
-
-
-def outputs(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    """An execution's output artifacts by output key."""
-    by_key: dict[str, list] = {}
-    events = [e for e in store.get_events_by_execution_ids([execution_id])
-              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    for event in events:
-        key = event.path.steps[0].key if event.path.steps else "output"
-        if event.artifact_id in artifacts:
-            by_key.setdefault(key, []).append(artifacts[event.artifact_id])
-    return by_key
+# Custom properties
 
 
 def custom(artifact_or_context, key: str, default=None):
@@ -94,13 +50,6 @@ def custom(artifact_or_context, key: str, default=None):
     value = artifact_or_context.custom_properties[key]
     kind = value.WhichOneof("value")
     return getattr(value, kind) if kind else default
-
-
-def set_custom(store, context, values: dict[str, str]) -> None:
-    """Sets string custom properties on a context (one transaction)."""
-    for key, v in values.items():
-        context.custom_properties[key].string_value = v
-    store.put_contexts([context])
 
 
 def prop(artifact, key: str, default=None):
@@ -113,7 +62,90 @@ def prop(artifact, key: str, default=None):
     return default
 
 
-def _by_key(events, fetch, id_of) -> dict[str, list]:
+def set_custom(store, context, values: dict[str, str]) -> None:
+    """Sets string custom properties on a context (one transaction)."""
+    for key, v in values.items():
+        context.custom_properties[key].string_value = v
+    store.put_contexts([context])
+
+
+# Runs and nodes
+
+
+def runs(store) -> list[metadata_store_pb2.Context]:
+    """Every pipeline_run context, oldest first."""
+    return sorted(store.get_contexts_by_type(_RUN), key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def latest_run_context(store) -> metadata_store_pb2.Context | None:
+    """The newest pipeline_run context in the store (a keel workdir holds one pipeline)."""
+    found = runs(store)
+    return found[-1] if found else None
+
+
+def run_context(store, run_id: str) -> metadata_store_pb2.Context | None:
+    """The pipeline_run context TFX named `run_id`, or None."""
+    return store.get_context_by_type_and_name(_RUN, run_id)
+
+
+def _context_of(store, execution, type_name: str) -> metadata_store_pb2.Context | None:
+    contexts = store.get_contexts_by_execution(execution.id)
+    types = {t.id: t.name for t in store.get_context_types_by_id(sorted({c.type_id for c in contexts}))}
+    return next((c for c in contexts if types[c.type_id] == type_name), None)
+
+
+def node_id(store, execution) -> str:
+    """The pipeline node an execution belongs to (one of `keel.pipeline.nodes`)."""
+    node = _context_of(store, execution, _NODE)
+    # TFX names node contexts PIPELINE.NODE_ID.
+    return node.name.split(".", 1)[-1] if node else f"execution-{execution.id}"
+
+
+def run_of(store, execution) -> metadata_store_pb2.Context | None:
+    """The pipeline_run context an execution belongs to."""
+    return _context_of(store, execution, _RUN)
+
+
+@dataclasses.dataclass
+class NodeExecution:
+    """One execution of a pipeline run, with the node it ran for."""
+
+    node_id: str
+    execution: metadata_store_pb2.Execution
+    type_name: str
+
+    @property
+    def is_resolver(self) -> bool:
+        """A Resolver node: it selects existing artifacts and does no work of its own."""
+        return self.type_name == RESOLVER_TYPE
+
+    @property
+    def state(self) -> str:
+        return STATE_NAMES.get(self.execution.last_known_state, "UNKNOWN")
+
+    @property
+    def seconds(self) -> float:
+        e = self.execution
+        return max(0.0, (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0)
+
+
+def run_executions(store, run) -> list[NodeExecution]:
+    """Executions in one pipeline run (a pipeline_run context), each with its node id, in order of creation."""
+    executions = store.get_executions_by_context(run.id)
+    types = {t.id: t.name for t in store.get_execution_types_by_id(sorted({e.type_id for e in executions}))}
+    found = [NodeExecution(node_id(store, e), e, types[e.type_id]) for e in executions]
+    return sorted(found, key=lambda n: (n.execution.create_time_since_epoch, n.execution.id))
+
+
+def node_execution(store, run, node: str) -> metadata_store_pb2.Execution | None:
+    """The execution of node `node` in pipeline run `run`, or None if the run did not reach it."""
+    return next((n.execution for n in run_executions(store, run) if n.node_id == node), None)
+
+
+# Events: what an execution read and wrote
+
+
+def _grouped(events, fetch, id_of) -> dict[str, list]:
     """Groups what `fetch` returns for the events' ids (artifacts or executions) by event path key."""
     found = {x.id: x for x in fetch(sorted({id_of(e) for e in events}))}
     by_key: dict[str, list] = {}
@@ -124,41 +156,57 @@ def _by_key(events, fetch, id_of) -> dict[str, list]:
     return by_key
 
 
+def _artifacts(store, execution_id: int, kinds) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in kinds]
+    return _grouped(events, store.get_artifacts_by_id, lambda e: e.artifact_id)
+
+
 def inputs(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
     """An execution's input artifacts by input key."""
-    events = [e for e in store.get_events_by_execution_ids([execution_id])
-              if e.type in (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)]
-    return _by_key(events, store.get_artifacts_by_id, lambda e: e.artifact_id)
+    return _artifacts(store, execution_id, _INPUTS)
+
+
+def outputs(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    """An execution's output artifacts by output key."""
+    return _artifacts(store, execution_id, _OUTPUTS)
+
+
+def input_artifact(store, execution_id: int, key: str) -> metadata_store_pb2.Artifact | None:
+    """The (first) artifact an execution read as `key`, or None."""
+    return next(iter(inputs(store, execution_id).get(key, [])), None)
+
+
+def output_artifact(store, execution_id: int, key: str) -> metadata_store_pb2.Artifact | None:
+    """The (first) artifact an execution wrote as `key`, or None."""
+    return next(iter(outputs(store, execution_id).get(key, [])), None)
+
+
+# Events: who wrote and read an artifact
+
+
+def producers(store, artifact_id: int) -> list[metadata_store_pb2.Execution]:
+    """Every execution that output an artifact: the one that wrote it and later cached reuses, oldest first."""
+    events = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type in _OUTPUTS]
+    return sorted(store.get_executions_by_id(sorted({e.execution_id for e in events})), key=lambda x: x.id)
 
 
 def producer(store, artifact_id: int) -> metadata_store_pb2.Execution | None:
     """The execution that wrote an artifact: the completed one, not later cached reuses of it."""
-    events = [e for e in store.get_events_by_artifact_ids([artifact_id])
-              if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
-    executions = store.get_executions_by_id(sorted({e.execution_id for e in events}))
-    complete = [x for x in executions if x.last_known_state == metadata_store_pb2.Execution.COMPLETE]
-    return min(complete or executions, key=lambda x: x.id, default=None)
+    found = producers(store, artifact_id)
+    return next((x for x in found if x.last_known_state == Execution.COMPLETE), found[0] if found else None)
 
 
 def consumers(store, artifact_id: int) -> dict[str, list[metadata_store_pb2.Execution]]:
     """Executions that read an artifact, by the input key they read it as."""
-    events = [e for e in store.get_events_by_artifact_ids([artifact_id])
-              if e.type in (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)]
-    return _by_key(events, store.get_executions_by_id, lambda e: e.execution_id)
+    events = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type in _INPUTS]
+    return _grouped(events, store.get_executions_by_id, lambda e: e.execution_id)
 
 
-def node_id(store, execution) -> str:
-    """The pipeline node an execution belongs to (e.g. "Trainer")."""
-    for context in store.get_contexts_by_execution(execution.id):
-        if _type_name(store, context) == "node":
-            return context.name.split(".", 1)[-1]
-    return f"execution-{execution.id}"
-
-
-def run_of(store, execution) -> metadata_store_pb2.Context | None:
-    """The pipeline_run context an execution belongs to."""
-    return next((c for c in store.get_contexts_by_execution(execution.id)
-                 if _type_name(store, c) == "pipeline_run"), None)
+def readers(store, artifact_id: int, key: str, node: str) -> list[metadata_store_pb2.Execution]:
+    """Finished (complete or cached) executions of node `node` that read an artifact as `key`, oldest first."""
+    found = [x for x in consumers(store, artifact_id).get(key, [])
+             if x.last_known_state in FINISHED and node_id(store, x) == node]
+    return sorted({x.id: x for x in found}.values(), key=lambda x: x.id)
 
 
 def close_interrupted(store) -> list[str]:
@@ -168,7 +216,6 @@ def close_interrupted(store) -> list[str]:
     from such executions; this makes the store say what happened instead of "still running".
     Returns the node ids of the executions it closed.
     """
-    Execution, Artifact = metadata_store_pb2.Execution, metadata_store_pb2.Artifact
     stale = [e for e in store.get_executions() if e.last_known_state in (Execution.NEW, Execution.RUNNING)]
     if not stale:
         return []

@@ -77,7 +77,7 @@ def _read_labels(path: Path) -> dict[str, str]:
 
 
 def _accuracy(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_name: str):
-    from keel.runners.summary import eval_metrics
+    from keel.mlmd.evaluation import overall_metrics
 
     joined = [(r.predicted, labels[r.request_id]) for r in rows if r.request_id in labels]
     if not joined:
@@ -92,7 +92,7 @@ def _accuracy(rows, labels: dict[str, str], lineage, thresholds: Thresholds, lab
         level = tf_log.level
         tf_log.setLevel(logging.ERROR)  # TFMA's reader warns about its own use of a deprecated TF API
         try:
-            evaluated = eval_metrics(lineage.evaluation_uri).get(metric)
+            evaluated = overall_metrics(lineage.evaluation_uri).get(metric)
         finally:
             tf_log.setLevel(level)
     found = {"live": live, "labelled_rows": len(joined), "eval": evaluated, "metric": metric,

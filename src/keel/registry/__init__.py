@@ -1,5 +1,5 @@
-"""The model registry over ML Metadata: stages (candidate, staging, production) and diffs between models.
+"""The model registry over ML Metadata: stages (candidate, production, archived) and diffs between models.
 
 - `stages`: the pushed versions, their stage transitions and the version serving should pick.
-- `diff`: what changed between two models (spec, data, code, metrics).
+- `diff`: what changed between two models (spec, data, code, metrics), from their `Lineage`.
 """

@@ -7,8 +7,9 @@ TFDV's drift comparators from the runs' statistics), the code, borrowed weights 
 
 from pathlib import Path
 
-from keel.mlmd import lineage
+from keel.mlmd import lineage, text
 from keel.mlmd import store as metadata
+from keel.mlmd.lineage import Lineage
 from keel.registry import stages as registry
 
 # TFDV's drift comparators: Jensen-Shannon divergence for numeric features, L-infinity distance of
@@ -54,13 +55,13 @@ def spec_changes(a: dict, b: dict) -> list[dict]:
     return changes
 
 
-def _schema(record: dict):
+def _schema(record: Lineage):
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    if not record["schema"]:
+    if record.schema_file is None:
         return None
-    return text_format.Parse((Path(record["schema"]["uri"]) / "schema.pbtxt").read_text(), schema_pb2.Schema())
+    return text_format.Parse(record.schema_file.read_text(), schema_pb2.Schema())
 
 
 def schema_changes(a, b) -> list[str]:
@@ -82,19 +83,18 @@ def schema_changes(a, b) -> list[str]:
     return changes
 
 
-def _train_statistics(record: dict):
+def _train_statistics(record: Lineage):
     import tensorflow_data_validation as tfdv
 
-    stats = record["data"]["statistics"]
-    path = Path(stats["uri"]) / "Split-train" / "FeatureStats.pb" if stats else None
+    path = record.train_statistics_file
     return tfdv.load_stats_binary(str(path)) if path and path.exists() else None
 
 
-def distribution_distances(a: dict, b: dict, schema) -> dict[str, dict]:
+def distribution_distances(a: Lineage, b: Lineage, schema) -> dict[str, dict]:
     """Per-feature distance between the two models' training splits, measured by TFDV's drift comparators."""
-    if schema is None or a["data"]["statistics"] is None or b["data"]["statistics"] is None:
+    if schema is None or a.data.statistics is None or b.data.statistics is None:
         return {}
-    if a["data"]["statistics"]["artifact_id"] == b["data"]["statistics"]["artifact_id"]:
+    if a.data.statistics.artifact_id == b.data.statistics.artifact_id:
         return {}  # the same examples: nothing to measure
     import tensorflow_data_validation as tfdv
     from tensorflow_metadata.proto.v0 import schema_pb2
@@ -114,46 +114,41 @@ def distribution_distances(a: dict, b: dict, schema) -> dict[str, dict]:
     return dict(sorted(found.items(), key=lambda kv: -kv[1]["value"]))
 
 
-def _files(record: dict) -> dict[str, str]:
-    return {f["path"]: f["sha256"] for f in record["data"]["files"]}
+def _side(record: Lineage) -> dict:
+    return {"model_artifact_id": record.model.artifact_id, "run": record.run.id,
+            "pushed": [p.version for p in record.pushed]}
 
 
-def _metrics(record: dict) -> dict:
-    return {k: v for k, v in record["evaluation"]["metrics"].items() if not k.endswith("_diff")}
+def _pair(a, b) -> dict:
+    return {"a": a, "b": b}
 
 
-def compare(a: dict, b: dict) -> dict:
-    """The differences between two lineage records (from `lineage.lineage`), as plain data."""
-    files_a, files_b = _files(a), _files(b)
+def compare(a: Lineage, b: Lineage) -> dict:
+    """The differences between two models' lineage, as plain JSON-ready data (what `keel diff --json` prints)."""
+    files_a, files_b = a.data.file_sha256, b.data.file_sha256
+    ma, mb = a.evaluation.values, b.evaluation.values
+    examples = [r.data.examples.artifact_id if r.data.examples else None for r in (a, b)]
     schema_a, schema_b = _schema(a), _schema(b)
-    ma, mb = _metrics(a), _metrics(b)
-    code = {k: {"a": a["code"].get(k), "b": b["code"].get(k)} for k in ("module", "module_sha256", "git_commit")}
-    warm = [(r["warm_start"] or {}).get("sha256") for r in (a, b)]
     return {
-        "a": {"model_artifact_id": a["model"]["artifact_id"], "run": a["run"]["id"],
-              "pushed": [p["version"] for p in a["pushed"]]},
-        "b": {"model_artifact_id": b["model"]["artifact_id"], "run": b["run"]["id"],
-              "pushed": [p["version"] for p in b["pushed"]]},
-        "spec": {"path": {"a": a["spec"]["path"], "b": b["spec"]["path"]},
-                 "sha256": {"a": a["spec"]["sha256"], "b": b["spec"]["sha256"]},
-                 "changes": spec_changes(a["spec"]["resolved"], b["spec"]["resolved"])},
+        "a": _side(a),
+        "b": _side(b),
+        "spec": {"path": _pair(a.spec.path, b.spec.path), "sha256": _pair(a.spec.sha256, b.spec.sha256),
+                 "changes": spec_changes(a.spec.resolved, b.spec.resolved)},
         "data": {
-            "span": {"a": a["data"]["span"], "b": b["data"]["span"]},
+            "span": _pair(a.data.span, b.data.span),
             "files": {"added": sorted(files_b.keys() - files_a.keys()),
                       "removed": sorted(files_a.keys() - files_b.keys()),
                       "changed": sorted(p for p in files_a.keys() & files_b.keys() if files_a[p] != files_b[p]),
-                      "sha256": {"a": files_a, "b": files_b}},
-            "same_examples": (a["data"]["examples"] or {}).get("artifact_id")
-            == (b["data"]["examples"] or {}).get("artifact_id"),
-            "rows": {"a": a["data"]["rows"], "b": b["data"]["rows"]},
-            "schema": {"sha256": {"a": (a["schema"] or {}).get("sha256"), "b": (b["schema"] or {}).get("sha256")},
+                      "sha256": _pair(files_a, files_b)},
+            "same_examples": examples[0] == examples[1],
+            "rows": _pair(a.data.rows, b.data.rows),
+            "schema": {"sha256": _pair(*(r.schema.sha256 if r.schema else None for r in (a, b))),
                        "changes": schema_changes(schema_a, schema_b)},
             "distribution_distance": distribution_distances(a, b, schema_b),
         },
-        "code": code,
-        "warm_start": {"a": warm[0], "b": warm[1]},
-        "metrics": {k: {"a": ma.get(k), "b": mb.get(k),
-                        "delta": mb[k] - ma[k] if k in ma and k in mb else None}
+        "code": {k: _pair(a.code.get(k), b.code.get(k)) for k in ("module", "module_sha256", "git_commit")},
+        "warm_start": _pair(*(r.warm_start.sha256 if r.warm_start else None for r in (a, b))),
+        "metrics": {k: {"a": ma.get(k), "b": mb.get(k), "delta": mb[k] - ma[k] if k in ma and k in mb else None}
                     for k in sorted(ma.keys() | mb.keys())},
     }
 
@@ -170,14 +165,6 @@ def diff(workdir: Path, ref_a: str, ref_b: str) -> dict:
 def _same_or(pair: dict, show=str) -> str:
     a, b = pair["a"], pair["b"]
     return f"same ({show(a)})" if a == b else f"{show(a)} -> {show(b)}"
-
-
-def _short(value) -> str:
-    return value[:12] if isinstance(value, str) else str(value)
-
-
-def _value(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 def render(d: dict) -> str:
@@ -200,12 +187,12 @@ def render(d: dict) -> str:
     lines += ["data:", f"  span: {_same_or(data['span'])}"]
     files = data["files"]
     for path in files["removed"]:
-        lines.append(f"  - {path} (sha256 {_short(files['sha256']['a'][path])})")
+        lines.append(f"  - {path} (sha256 {text.short_sha(files['sha256']['a'][path])})")
     for path in files["added"]:
-        lines.append(f"  + {path} (sha256 {_short(files['sha256']['b'][path])})")
+        lines.append(f"  + {path} (sha256 {text.short_sha(files['sha256']['b'][path])})")
     for path in files["changed"]:
-        lines.append(f"  ~ {path} (sha256 {_short(files['sha256']['a'][path])} -> "
-                     f"{_short(files['sha256']['b'][path])})")
+        lines.append(f"  ~ {path} (sha256 {text.short_sha(files['sha256']['a'][path])} -> "
+                     f"{text.short_sha(files['sha256']['b'][path])})")
     if not (files["removed"] or files["added"] or files["changed"]):
         lines.append(f"  files: same ({len(files['sha256']['a'])} file(s), same sha256)")
     rows = data["rows"]
@@ -227,14 +214,13 @@ def render(d: dict) -> str:
         lines.append("  examples: the same ExampleGen output")
     lines.append("code:")
     lines.append(f"  module: {_same_or(d['code']['module'])}")
-    lines.append(f"  module sha256: {_same_or(d['code']['module_sha256'], _short)}")
-    lines.append(f"  git commit: {_same_or(d['code']['git_commit'], _short)}")
-    lines.append(f"borrowed weights: {_same_or(d['warm_start'], lambda s: _short(s) if s else 'none')}")
+    lines.append(f"  module sha256: {_same_or(d['code']['module_sha256'], text.short_sha)}")
+    lines.append(f"  git commit: {_same_or(d['code']['git_commit'], text.short_sha)}")
+    lines.append(f"borrowed weights: {_same_or(d['warm_start'], lambda s: text.short_sha(s) if s else 'none')}")
     lines.append("metrics:")
     for name, m in d["metrics"].items():
-        delta = m["delta"]
-        shown = f" ({delta:+.4f})" if isinstance(delta, float) else f" ({delta:+d})" if isinstance(delta, int) else ""
-        lines.append(f"  {name}: {_value(m['a'])} -> {_value(m['b'])}{shown}")
+        delta = f" ({text.signed(m['delta'])})" if m["delta"] is not None else ""
+        lines.append(f"  {name}: {text.number(m['a'])} -> {text.number(m['b'])}{delta}")
     if not d["metrics"]:
         lines.append("  neither model was evaluated")
     return "\n".join(lines)

@@ -9,15 +9,16 @@ half-way through a change. Serving reads it with `production_version`.
 """
 
 import dataclasses
-import time
 from pathlib import Path
 
-from keel.mlmd import lineage
-from keel.mlmd import store as metadata
 from keel.core.errors import KeelError
+from keel.mlmd import lineage, text
+from keel.mlmd import store as metadata
+from keel.mlmd.evaluation import DIFF_SUFFIX, evaluation_of
+from keel.mlmd.lineage import Lineage
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
-STAGES = (CANDIDATE, PRODUCTION, ARCHIVED)
+STAGES = (CANDIDATE, PRODUCTION, ARCHIVED)  # every stage a version can be in; `keel models promote --to` offers these
 STAGE, PROMOTED_SEQ, ROLLED_BACK = "keel_stage", "keel_promoted_seq", "keel_rolled_back"
 
 
@@ -118,43 +119,60 @@ def rollback(workdir: Path) -> tuple[Version, Version]:
     return find(store, current.version), find(store, previous.version)
 
 
-def _entry(store, version: Version, full: bool = False) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One row of the registry: a pushed version, its stage and metrics; `show` adds its full lineage."""
+
+    index: int
+    version: str
+    stage: str
+    destination: str
+    pushed_ms: int
+    model_artifact_id: int
+    metrics: dict[str, float]
+    lineage: Lineage | None = None
+
+    def to_dict(self) -> dict:
+        """The entry as plain JSON-ready data (what `keel models list|show --json` prints)."""
+        found = dataclasses.asdict(self)
+        if self.lineage is None:
+            del found["lineage"]
+        return found
+
+
+def _entry(store, version: Version, full: bool = False) -> Entry:
     model = lineage.trained_model_of(store, version.artifact)
-    entry = {"index": version.index, "version": version.version, "stage": version.stage,
-             "destination": version.destination, "pushed_ms": version.pushed_ms, "model_artifact_id": model.id,
-             "metrics": lineage.evaluation_of(store, model)["metrics"]}
-    if full:
-        entry["lineage"] = lineage.lineage(store, model)
-    return entry
+    return Entry(index=version.index, version=version.version, stage=version.stage,
+                 destination=version.destination, pushed_ms=version.pushed_ms, model_artifact_id=model.id,
+                 metrics=evaluation_of(store, model).metrics,
+                 lineage=lineage.lineage(store, model) if full else None)
 
 
-def list_versions(workdir: Path) -> list[dict]:
+def list_versions(workdir: Path) -> list[Entry]:
     """Every pushed version with its stage and metrics, oldest first."""
     store = metadata.open_store(workdir)
     return [_entry(store, v) for v in versions(store)]
 
 
-def show(workdir: Path, ref: str) -> dict:
+def show(workdir: Path, ref: str) -> Entry:
     """One version: its stage, metrics and full lineage."""
     store = metadata.open_store(workdir)
     return _entry(store, find(store, ref), full=True)
 
 
-def render_list(rows: list[dict]) -> str:
+def render_list(rows: list[Entry]) -> str:
     """The registry as a table."""
     if not rows:
         return "no pushed versions yet (a run pushes its model when it is blessed)"
-    names = sorted({k for r in rows for k in r["metrics"] if not k.endswith("_diff")})
+    names = sorted({k for r in rows for k in r.metrics if not k.endswith(DIFF_SUFFIX)})
     header = f"{'#':>3}  {'version':<12} {'stage':<11} {'pushed (UTC)':<20} " + " ".join(names)
     lines = [header.rstrip()]
     for r in rows:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["pushed_ms"] / 1000))
-        shown = " ".join(f"{_number(r['metrics'].get(n)):>{len(n)}}" for n in names)
-        lines.append(f"{r['index']:>3}  {r['version']:<12} {r['stage']:<11} {when:<20} {shown}".rstrip())
+        shown = " ".join(f"{text.number(r.metrics.get(n)):>{len(n)}}" for n in names)
+        lines.append(f"{r.index:>3}  {r.version:<12} {r.stage:<11} {text.utc(r.pushed_ms):<20} {shown}".rstrip())
     return "\n".join(lines)
 
 
-def _number(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+def render_entry(entry: Entry) -> str:
+    """One version as text: its stage, then its lineage."""
+    return f"version {entry.version} (#{entry.index}): {entry.stage}\n{lineage.render(entry.lineage)}"

@@ -4,8 +4,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from keel.mlmd import store as metadata
 from keel.executors.training.record import describe_record, read_training_record
+from keel.mlmd import evaluation, text
+from keel.mlmd import store as metadata
+from keel.pipeline.nodes import EVALUATOR, PUSHER, TRAINER
 
 STATE_WORDS = {"COMPLETE": "ran", "CACHED": "cached", "FAILED": "failed", "RUNNING": "interrupted",
                "NEW": "not run", "CANCELED": "canceled"}
@@ -46,7 +48,7 @@ class RunSummary:
         if self.training:
             lines.append(f"  training: {self.training}")
         if self.metrics:
-            shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.metrics.items())
+            shown = ", ".join(f"{k} {text.number(v)}" for k, v in self.metrics.items())
             lines.append(f"  eval: {shown}")
         if self.blessed is not None:
             why = f" ({'; '.join(self.blessing_reasons)})" if self.blessing_reasons else ""
@@ -56,42 +58,6 @@ class RunSummary:
         elif self.blessed is False:
             lines.append("  pushed: nothing (the model was not blessed)")
         return "\n".join(lines)
-
-
-def eval_metrics(uri: str) -> dict[str, float]:
-    """The overall-slice metrics TFMA wrote to an Evaluator's `evaluation` output at `uri`."""
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_eval_result(uri)
-    found = {}
-    for slice_key, by_output in result.slicing_metrics:
-        if slice_key != ():
-            continue
-        for by_sub_key in by_output.values():
-            for values in by_sub_key.values():
-                for name, value in values.items():
-                    number = value.get("doubleValue", value.get("int64Value")) if isinstance(value, dict) else value
-                    if number is not None:
-                        found[name] = int(number) if name == "example_count" else float(number)
-    return found
-
-
-def _blessing_reasons(uri: str, blessed: bool) -> list[str]:
-    import tensorflow_model_analysis as tfma
-
-    try:
-        validation = tfma.load_validation_result(uri)
-    except Exception:  # an Evaluator without thresholds writes no validation result
-        return []
-    reasons = []
-    for per_slice in validation.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            kind = "change vs the latest blessed model" if failure.metric_key.is_diff else "value"
-            reasons.append(f"{failure.metric_key.name} {kind} {failure.metric_value.double_value.value:.4f} "
-                           f"fails its threshold: {failure.message or failure.metric_threshold}".strip())
-    if blessed and not reasons:
-        reasons.append("every threshold met")
-    return reasons
 
 
 def collect_summary(store, run, name: str, node_ids: list[str], workdir: Path, seconds: float,
@@ -112,21 +78,17 @@ def collect_summary(store, run, name: str, node_ids: list[str], workdir: Path, s
 
     def output(node_id: str, key: str):
         ran = executions.get(node_id)
-        artifacts = metadata.outputs(store, ran.execution.id).get(key, []) if ran else []
-        return artifacts[0] if artifacts else None
+        return metadata.output_artifact(store, ran.execution.id, key) if ran else None
 
-    model = output("Trainer", "model")
+    model = output(TRAINER, "model")
     summary.model_uri = model.uri if model else None
     record = read_training_record(model.uri) if model else None
     summary.training = describe_record(record) if record else None
-    evaluation = output("Evaluator", "evaluation")
-    blessing = output("Evaluator", "blessing")
-    if evaluation is not None:
-        summary.metrics = eval_metrics(evaluation.uri)
-    if blessing is not None:
-        summary.blessed = bool(metadata.custom(blessing, "blessed", 0))
-        summary.blessing_reasons = _blessing_reasons(evaluation.uri, summary.blessed) if evaluation else []
-    pushed = output("Pusher", "pushed_model")
+    if EVALUATOR in executions:
+        judged = evaluation.read(store, executions[EVALUATOR].execution)
+        summary.metrics, summary.blessed, summary.blessing_reasons = (judged.metrics, judged.blessed,
+                                                                      judged.blessing_reasons)
+    pushed = output(PUSHER, "pushed_model")
     if pushed is not None and metadata.custom(pushed, "pushed", 0):
         summary.pushed_to = metadata.custom(pushed, "pushed_destination")
     return summary
