@@ -9,10 +9,15 @@ what was received and what was expected.
 import difflib
 import hashlib
 import json
-import tomllib
+import sys
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (the TFX 1.16 py3.10 stack): the same parser, as a package
+    import tomli as tomllib
 
 import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
