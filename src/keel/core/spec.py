@@ -14,16 +14,16 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10 (the TFX 1.16 py3.10 stack): the same parser, as a package
-    import tomli as tomllib
-
 import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from pydantic_core import PydanticCustomError
 
 from keel.core.errors import SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (the TFX 1.16 py3.10 stack): the same parser, as a package
+    import tomli as tomllib
 
 
 class _Section(BaseModel):
