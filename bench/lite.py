@@ -43,8 +43,9 @@ def main() -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="keel-bench-lite-")).resolve()
 
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "keel.cli", "run", str(SPEC), "--workdir", str(workdir)],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "keel.cli", "run", str(SPEC), "--workdir", str(workdir)], capture_output=True, text=True
+    )
     if run.returncode != 0:
         print(run.stdout[-2000:], run.stderr[-2000:], sep="\n")
         return 1
@@ -52,8 +53,11 @@ def main() -> int:
 
     spec = load_spec(SPEC)
     saved_model, examples = latest_pushed(workdir)
-    policy = LitePolicy(variants=("float32", "float16", "dynamic", "int8"), latency_calls=args.calls,
-                        max_accuracy_drop=spec.export.lite.max_accuracy_drop)
+    policy = LitePolicy(
+        variants=("float32", "float16", "dynamic", "int8"),
+        latency_calls=args.calls,
+        max_accuracy_drop=spec.export.lite.max_accuracy_drop,
+    )
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
         result = export_lite(saved_model, examples, Path(scratch) / "lite", policy, label=spec.data.label)
@@ -61,8 +65,11 @@ def main() -> int:
 
     reference = result.reference
     by_name = {m.name: m for m in result.variants}
-    ratios = [f"| {m.name} | {reference.latency_median_us / m.latency_median_us:.1f}x | "
-              f"{m.size_bytes / by_name['float32'].size_bytes:.3f} |" for m in result.variants]
+    ratios = [
+        f"| {m.name} | {reference.latency_median_us / m.latency_median_us:.1f}x | "
+        f"{m.size_bytes / by_name['float32'].size_bytes:.3f} |"
+        for m in result.variants
+    ]
     best = max(reference.latency_median_us / m.latency_median_us for m in result.variants)
     lines = [
         "# LiteRT export: the digits CNN (pipelines/digits.toml)",

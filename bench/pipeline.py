@@ -106,13 +106,17 @@ def _raw_settings():
 def check_same_settings() -> None:
     """Fails when pipelines/penguin.toml and the raw TFX pipeline no longer describe the same run."""
     spec, raw = load_spec(SPEC), _raw_settings()
-    pairs = {"train.steps": (spec.train.steps, raw.STEPS), "train.eval_steps": (spec.train.eval_steps, raw.EVAL_STEPS),
-             "train.batch_size": (spec.train.batch_size, raw.BATCH_SIZE), "train.seed": (spec.train.seed, raw.SEED),
-             "model.hparams.hidden": (spec.model.hparams.get("hidden"), raw.HIDDEN),
-             "model.hparams.learning_rate": (spec.model.hparams.get("learning_rate"), raw.LEARNING_RATE),
-             "data.eval_percent": (spec.data.eval_percent, raw.EVAL_PERCENT),
-             "eval.threshold": (spec.eval.threshold, raw.THRESHOLD),
-             "eval.max_regression": (spec.eval.max_regression, raw.MAX_REGRESSION)}
+    pairs = {
+        "train.steps": (spec.train.steps, raw.STEPS),
+        "train.eval_steps": (spec.train.eval_steps, raw.EVAL_STEPS),
+        "train.batch_size": (spec.train.batch_size, raw.BATCH_SIZE),
+        "train.seed": (spec.train.seed, raw.SEED),
+        "model.hparams.hidden": (spec.model.hparams.get("hidden"), raw.HIDDEN),
+        "model.hparams.learning_rate": (spec.model.hparams.get("learning_rate"), raw.LEARNING_RATE),
+        "data.eval_percent": (spec.data.eval_percent, raw.EVAL_PERCENT),
+        "eval.threshold": (spec.eval.threshold, raw.THRESHOLD),
+        "eval.max_regression": (spec.eval.max_regression, raw.MAX_REGRESSION),
+    }
     differ = [f"{k}: spec {a!r}, raw TFX {b!r}" for k, (a, b) in pairs.items() if a != b]
     if differ:
         raise BenchError(f"{SPEC.name} and {RAW_SCRIPT.name} disagree: {'; '.join(differ)}")
@@ -137,8 +141,9 @@ def run_raw(root: Path, round_: int) -> list[Measurement]:
     materialise("penguins", data)  # the CSV keel materialises for builtin:penguins
     command = [sys.executable, str(RAW_SCRIPT), "--data", str(data), "--root", str(workdir)]
     cold = _read_metadata(_timed("raw TFX cold", round_, command, root / "raw-cold.log"), workdir)
-    rerun = _timed("raw TFX re-run", round_, [*command, "--learning-rate", str(CHANGED_LEARNING_RATE)],
-                   root / "raw-rerun.log")
+    rerun = _timed(
+        "raw TFX re-run", round_, [*command, "--learning-rate", str(CHANGED_LEARNING_RATE)], root / "raw-rerun.log"
+    )
     return [cold, _read_metadata(rerun, workdir)]
 
 
@@ -178,8 +183,10 @@ def _component_medians(ms: list[Measurement], name: str) -> dict[str, tuple[str,
         if m.name == name:
             for c in m.components:
                 by_node.setdefault(c.node_id, []).append(c)
-    return {node: ("/".join(sorted({c.status for c in cs})), statistics.median(c.seconds or 0.0 for c in cs))
-            for node, cs in by_node.items()}
+    return {
+        node: ("/".join(sorted({c.status for c in cs})), statistics.median(c.seconds or 0.0 for c in cs))
+        for node, cs in by_node.items()
+    }
 
 
 def _outside(ms: list[Measurement], name: str) -> float:
@@ -191,10 +198,12 @@ def ratios(ms: list[Measurement], field: str = "wall") -> dict[str, float]:
     def med(name):
         return _median(ms, name, field)
 
-    found = {"keel cold / raw TFX cold": med("keel cold") / med("raw TFX cold"),
-             "keel re-run / keel cold": med("keel re-run") / med("keel cold"),
-             "raw TFX re-run / raw TFX cold": med("raw TFX re-run") / med("raw TFX cold"),
-             "keel re-run / raw TFX re-run": med("keel re-run") / med("raw TFX re-run")}
+    found = {
+        "keel cold / raw TFX cold": med("keel cold") / med("raw TFX cold"),
+        "keel re-run / keel cold": med("keel re-run") / med("keel cold"),
+        "raw TFX re-run / raw TFX cold": med("raw TFX re-run") / med("raw TFX cold"),
+        "keel re-run / raw TFX re-run": med("keel re-run") / med("raw TFX re-run"),
+    }
     if any(m.name == NO_PROBE for m in ms):
         found[f"{NO_PROBE} / keel cold"] = med(NO_PROBE) / med("keel cold")
     found["keel cached / keel cold"] = med("keel cached") / med("keel cold")
@@ -221,57 +230,87 @@ def reading(ms: list[Measurement]) -> list[str]:
     keel_nodes, raw_nodes = _component_medians(ms, "keel cold"), _component_medians(ms, "raw TFX cold")
     gaps = sorted(((keel_nodes[n][1] - raw_nodes.get(n, ("-", 0.0))[1], n) for n in keel_nodes), reverse=True)
     shown = ", ".join(f"{n} {g:+.1f}s" for g, n in gaps[:2] + gaps[-1:])
-    lines = [f"- Cold: keel {cold:.1f}s vs raw TFX {raw:.1f}s ({cold - raw:+.1f}s); largest per-component "
-             f"differences (keel - raw): {shown}; outside components "
-             f"{_outside(ms, 'keel cold') - _outside(ms, 'raw TFX cold'):+.1f}s."]
+    lines = [
+        f"- Cold: keel {cold:.1f}s vs raw TFX {raw:.1f}s ({cold - raw:+.1f}s); largest per-component "
+        f"differences (keel - raw): {shown}; outside components "
+        f"{_outside(ms, 'keel cold') - _outside(ms, 'raw TFX cold'):+.1f}s."
+    ]
     cached = _median(ms, "keel cached")
     must_run = sum(_component(ms, "keel re-run", n) for n in ("Trainer", "Evaluator", "Pusher"))
-    lines.append(f"- Re-run: a learning-rate change must re-run Trainer, Evaluator and Pusher ({must_run:.1f}s "
-                 f"here), on top of what a fully cached `keel run` costs ({cached:.1f}s: start-up, imports, "
-                 f"pipeline construction, cache look-ups); together {must_run + cached:.1f}s = "
-                 f"{(must_run + cached) / cold:.2f} of the cold run. Raw TFX re-runs the same components: "
-                 f"{_median(ms, 'raw TFX re-run') / raw:.2f} of its cold run.")
+    lines.append(
+        f"- Re-run: a learning-rate change must re-run Trainer, Evaluator and Pusher ({must_run:.1f}s "
+        f"here), on top of what a fully cached `keel run` costs ({cached:.1f}s: start-up, imports, "
+        f"pipeline construction, cache look-ups); together {must_run + cached:.1f}s = "
+        f"{(must_run + cached) / cold:.2f} of the cold run. Raw TFX re-runs the same components: "
+        f"{_median(ms, 'raw TFX re-run') / raw:.2f} of its cold run."
+    )
     if any(m.name == NO_PROBE for m in ms):
         probe = _component(ms, "keel re-run", "Trainer") - _component(ms, NO_PROBE, "Trainer")
-        lines.append(f"- The Trainer's XLA probe (`train.jit_compile = \"auto\"`) costs {probe:.1f}s of the re-run's "
-                     f"Trainer ({_component(ms, 'keel re-run', 'Trainer'):.1f}s with it, "
-                     f"{_component(ms, NO_PROBE, 'Trainer'):.1f}s without); with `jit_compile = false` the "
-                     f"re-run is {_median(ms, NO_PROBE) / cold:.2f} of the cold run.")
-    lines.append(f"- A bare interpreter importing tfx, TFT and TFMA takes {_median(ms, 'imports'):.1f}s, "
-                 f"{_median(ms, 'imports') / cold:.2f} of the cold run, before any component runs.")
+        lines.append(
+            f"- The Trainer's XLA probe (`train.jit_compile = \"auto\"`) costs {probe:.1f}s of the re-run's "
+            f"Trainer ({_component(ms, 'keel re-run', 'Trainer'):.1f}s with it, "
+            f"{_component(ms, NO_PROBE, 'Trainer'):.1f}s without); with `jit_compile = false` the "
+            f"re-run is {_median(ms, NO_PROBE) / cold:.2f} of the cold run."
+        )
+    lines.append(
+        f"- A bare interpreter importing tfx, TFT and TFMA takes {_median(ms, 'imports'):.1f}s, "
+        f"{_median(ms, 'imports') / cold:.2f} of the cold run, before any component runs."
+    )
     return lines
 
 
 def render(ms: list[Measurement], rounds: int, command: str, started: str) -> str:
-    lines = ["# Pipeline benchmark: keel vs raw TFX 1.16 (penguin)", "",
-             f"Measured {started} with `{command}` ({rounds} rounds, medians).",
-             f"Machine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, "
-             f"Python {platform.python_version()}.", ""]
+    lines = [
+        "# Pipeline benchmark: keel vs raw TFX 1.16 (penguin)",
+        "",
+        f"Measured {started} with `{command}` ({rounds} rounds, medians).",
+        f"Machine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}.",
+        "",
+    ]
     loads = [x for m in ms for x in m.load]
-    load = (f"the 1-minute load average on its {os.cpu_count()} cores ranged {min(loads):.1f}-{max(loads):.1f} "
-            "during the measurements")
+    load = (
+        f"the 1-minute load average on its {os.cpu_count()} cores ranged {min(loads):.1f}-{max(loads):.1f} "
+        "during the measurements"
+    )
     if max(loads) > (os.cpu_count() or 1):
         load = f"The machine was shared with other work while this ran, so wall times are noisy: {load}."
     else:
         load = load[0].upper() + load[1:] + "."
-    lines += [f"{load} CPU seconds (user + system of each subprocess and its children) are given beside the "
-              "wall times; they are less sensitive to other load.", ""]
-    lines += ["Every time is a subprocess wall time, interpreter start-up and imports included, in a fresh "
-              "temporary workdir. The re-runs change only the learning rate (keel: "
-              f"`model.hparams.learning_rate` {load_spec(SPEC).model.hparams['learning_rate']} -> "
-              f"{CHANGED_LEARNING_RATE} in the spec; raw TFX: the Trainer's custom_config).", ""]
-    lines += ["| run | median wall | median CPU | " + " | ".join(f"round {r + 1}" for r in range(rounds))
-              + " | accuracy | blessed, pushed |",
-              "| --- | ---: | ---: | " + " | ".join("---:" for _ in range(rounds)) + " | ---: | --- |"]
+    lines += [
+        f"{load} CPU seconds (user + system of each subprocess and its children) are given beside the "
+        "wall times; they are less sensitive to other load.",
+        "",
+    ]
+    lines += [
+        "Every time is a subprocess wall time, interpreter start-up and imports included, in a fresh "
+        "temporary workdir. The re-runs change only the learning rate (keel: "
+        f"`model.hparams.learning_rate` {load_spec(SPEC).model.hparams['learning_rate']} -> "
+        f"{CHANGED_LEARNING_RATE} in the spec; raw TFX: the Trainer's custom_config).",
+        "",
+    ]
+    lines += [
+        "| run | median wall | median CPU | "
+        + " | ".join(f"round {r + 1}" for r in range(rounds))
+        + " | accuracy | blessed, pushed |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in range(rounds)) + " | ---: | --- |",
+    ]
     names = [n for n in ORDER if any(m.name == n for m in ms)]
     columns = [n for n in PIPELINE_RUNS if n in names]
     for name in names:
         runs = sorted((m for m in ms if m.name == name), key=lambda m: m.round)
         acc = ", ".join(f"{m.accuracy:.3f}" for m in runs if m.accuracy is not None) or "-"
-        flags = ", ".join(f"{'yes' if m.blessed else 'no'}/{'yes' if m.pushed else 'no'}" for m in runs
-                          if m.blessed is not None) or "-"
-        lines.append(f"| {name} | {_median(ms, name):.1f}s | {_median(ms, name, 'cpu'):.1f}s | "
-                     + " | ".join(f"{m.wall:.1f}s" for m in runs) + f" | {acc} | {flags} |")
+        flags = (
+            ", ".join(
+                f"{'yes' if m.blessed else 'no'}/{'yes' if m.pushed else 'no'}" for m in runs if m.blessed is not None
+            )
+            or "-"
+        )
+        lines.append(
+            f"| {name} | {_median(ms, name):.1f}s | {_median(ms, name, 'cpu'):.1f}s | "
+            + " | ".join(f"{m.wall:.1f}s" for m in runs)
+            + f" | {acc} | {flags} |"
+        )
     wall_ratios, cpu_ratios = ratios(ms), ratios(ms, "cpu")
     lines += ["", "| ratio | wall | CPU | goal |", "| --- | ---: | ---: | --- |"]
     for key, value in wall_ratios.items():
@@ -282,8 +321,13 @@ def render(ms: list[Measurement], rounds: int, command: str, started: str) -> st
     nodes = []
     for name in columns:
         nodes += [n for n in _component_medians(ms, name) if n not in nodes]
-    lines += ["", "Per component (median seconds from ML Metadata executions, and their status):", "",
-              "| component | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    lines += [
+        "",
+        "Per component (median seconds from ML Metadata executions, and their status):",
+        "",
+        "| component | " + " | ".join(columns) + " |",
+        "| --- |" + " ---: |" * len(columns),
+    ]
     tables = {name: _component_medians(ms, name) for name in columns}
     for node in nodes:
         cells = []
@@ -292,10 +336,14 @@ def render(ms: list[Measurement], rounds: int, command: str, started: str) -> st
             cells.append("-" if status == "-" else f"{seconds:.1f}s {status}")
         lines.append(f"| {node} | " + " | ".join(cells) + " |")
     lines.append("| outside components |" + "".join(f" {_outside(ms, name):.1f}s |" for name in columns))
-    lines += ["", "What dominates (median wall; the three largest components and the time outside them: "
-              "interpreter start-up, imports, pipeline construction, TFX's launcher and ML Metadata):", ""]
+    lines += [
+        "",
+        "What dominates (median wall; the three largest components and the time outside them: "
+        "interpreter start-up, imports, pipeline construction, TFX's launcher and ML Metadata):",
+        "",
+    ]
     lines += [f"- {_dominates(ms, name)}" for name in [*columns, "keel cached"]]
-    lines += [f"- a bare `python -c \"{IMPORTS}\"`: {_median(ms, 'imports'):.1f}s", ""]
+    lines += [f'- a bare `python -c "{IMPORTS}"`: {_median(ms, "imports"):.1f}s', ""]
     lines += ["Reading:", "", *reading(ms), ""]
     return "\n".join(lines)
 

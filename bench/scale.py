@@ -30,10 +30,19 @@ import psutil
 from results_file import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTINUOUS = ["fare", "trip_miles", "trip_seconds", "pickup_latitude", "pickup_longitude", "dropoff_latitude",
-              "dropoff_longitude"]
-MODES = {"in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
-         "multi_processing": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]}
+CONTINUOUS = [
+    "fare",
+    "trip_miles",
+    "trip_seconds",
+    "pickup_latitude",
+    "pickup_longitude",
+    "dropoff_latitude",
+    "dropoff_longitude",
+]
+MODES = {
+    "in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    "multi_processing": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+}
 
 
 def make_data(rows: int, target: Path, seed: int = 0) -> None:
@@ -87,9 +96,13 @@ print(json.dumps({"seconds": time.monotonic() - started}))
 def run_once(spec: Path, workdir: Path, mode: str) -> dict:
     """Runs the data components in a subprocess; returns wall seconds and the tree's peak RSS."""
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-c", RUNNER, str(spec), str(workdir), json.dumps(MODES[mode])],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(spec), str(workdir), json.dumps(MODES[mode])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     root, peak = psutil.Process(process.pid), 0
     while process.poll() is None:
         try:
@@ -101,8 +114,11 @@ def run_once(spec: Path, workdir: Path, mode: str) -> dict:
     out = process.stdout.read()
     if process.returncode != 0:
         raise RuntimeError(f"{mode} run failed (exit {process.returncode})")
-    return {"wall": time.monotonic() - started, "pipeline": json.loads(out.strip().splitlines()[-1])["seconds"],
-            "peak_mib": peak / 2**20}
+    return {
+        "wall": time.monotonic() - started,
+        "pipeline": json.loads(out.strip().splitlines()[-1])["seconds"],
+        "peak_mib": peak / 2**20,
+    }
 
 
 def write_spec(directory: Path, data: Path) -> Path:
@@ -128,18 +144,28 @@ def main() -> None:
             for mode in MODES:
                 result = run_once(spec, tmp / f"work-{size}-{mode}", mode)
                 rows_out.append((size, mode, result))
-                print(f"{size:>9} rows  {mode:<16} {result['pipeline']:7.1f}s  peak {result['peak_mib']:7.0f} MiB",
-                      flush=True)
-    lines = ["# Scale: ExampleGen + StatisticsGen + SchemaGen + Transform on taxi-shaped data", "",
-             f"Measured by `.venv/bin/python bench/scale.py --sizes {' '.join(map(str, args.sizes))}` on "
-             f"{os.cpu_count()} cores. Time is the LocalDagRunner run (imports excluded); memory is the peak RSS",
-             "summed over the process tree (Beam workers included). The marginal cost is the extra time per",
-             "100k rows over the next smaller size of the same mode, which leaves out the fixed start-up cost.", "",
-             "| rows | mode | seconds | marginal s per 100k rows | peak MiB |", "| ---: | --- | ---: | ---: | ---: |"]
+                print(
+                    f"{size:>9} rows  {mode:<16} {result['pipeline']:7.1f}s  peak {result['peak_mib']:7.0f} MiB",
+                    flush=True,
+                )
+    lines = [
+        "# Scale: ExampleGen + StatisticsGen + SchemaGen + Transform on taxi-shaped data",
+        "",
+        f"Measured by `.venv/bin/python bench/scale.py --sizes {' '.join(map(str, args.sizes))}` on "
+        f"{os.cpu_count()} cores. Time is the LocalDagRunner run (imports excluded); memory is the peak RSS",
+        "summed over the process tree (Beam workers included). The marginal cost is the extra time per",
+        "100k rows over the next smaller size of the same mode, which leaves out the fixed start-up cost.",
+        "",
+        "| rows | mode | seconds | marginal s per 100k rows | peak MiB |",
+        "| ---: | --- | ---: | ---: | ---: |",
+    ]
     for size, mode, r in rows_out:
         smaller = [(s, x) for s, m, x in rows_out if m == mode and s < size]
-        marginal = "" if not smaller else \
-            f"{100_000 * (r['pipeline'] - smaller[-1][1]['pipeline']) / (size - smaller[-1][0]):.1f}"
+        marginal = (
+            ""
+            if not smaller
+            else f"{100_000 * (r['pipeline'] - smaller[-1][1]['pipeline']) / (size - smaller[-1][0]):.1f}"
+        )
         lines.append(f"| {size:,} | {mode} | {r['pipeline']:.1f} | {marginal} | {r['peak_mib']:.0f} |")
     write_results(ROOT / "bench" / "results" / "scale.md", lines)
 

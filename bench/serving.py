@@ -95,16 +95,19 @@ def start(command: list[str], env: dict, out: Path) -> tuple[subprocess.Popen, s
     raise SystemExit("server did not start")
 
 
-async def one_client(host: str, port: int, bodies: list[bytes], counter: list[int], limit: int,
-                     latencies: list[float], errors: list[str]) -> None:
+async def one_client(
+    host: str, port: int, bodies: list[bytes], counter: list[int], limit: int, latencies: list[float], errors: list[str]
+) -> None:
     """One keep-alive HTTP/1.1 connection sending requests until `limit` have been sent in all."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while counter[0] < limit:
             body = bodies[counter[0] % len(bodies)]
             counter[0] += 1
-            head = (f"POST /v1/models/penguin:predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
-                    f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+            head = (
+                f"POST /v1/models/penguin:predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
             began = time.perf_counter()
             writer.write(head + body)
             status = (await reader.readline()).split(b" ", 2)[1]
@@ -127,8 +130,9 @@ async def load(url: str, bodies: list[bytes], requests: int, clients: int) -> tu
     host, port = url.removeprefix("http://").split(":")
     latencies, errors, counter = [], [], [0]
     began = time.perf_counter()
-    await asyncio.gather(*(one_client(host, int(port), bodies, counter, requests, latencies, errors)
-                           for _ in range(clients)))
+    await asyncio.gather(
+        *(one_client(host, int(port), bodies, counter, requests, latencies, errors) for _ in range(clients))
+    )
     return time.perf_counter() - began, latencies, errors + ["unanswered"] * (requests - len(latencies))
 
 
@@ -136,9 +140,15 @@ def summarise(phases: list[tuple[float, list[float], list[str]]]) -> dict:
     seconds = sum(p[0] for p in phases)
     latencies = sorted(x for p in phases for x in p[1])
     errors = [e for p in phases for e in p[2]]
-    return {"seconds": seconds, "throughput": len(latencies) / seconds, "answered": len(latencies),
-            "p50_ms": latencies[len(latencies) // 2] * 1000, "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-            "errors": len(errors), "first_error": errors[0] if errors else ""}
+    return {
+        "seconds": seconds,
+        "throughput": len(latencies) / seconds,
+        "answered": len(latencies),
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+    }
 
 
 def eval_bodies(workdir: Path) -> list[bytes]:
@@ -181,15 +191,31 @@ def main() -> int:
     bodies = eval_bodies(workdir)
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    keel = [sys.executable, "-m", "keel.cli", "serve", "--workdir", str(workdir), "--port", "0",
-            "--log-dir", str(scratch / "logs")]
+    keel = [
+        sys.executable,
+        "-m",
+        "keel.cli",
+        "serve",
+        "--workdir",
+        str(workdir),
+        "--port",
+        "0",
+        "--log-dir",
+        str(scratch / "logs"),
+    ]
     servers = [
         ("keel serve (batching)", keel, env),
         ("keel serve (no batching)", keel + ["--max-batch-size", "1"], env),
-        ("naive (one SavedModel call per request)",
-         [sys.executable, __file__, "--naive-server", str(versions[-1])], env),
-        ("HTTP floor (same parsing, no model call)",
-         [sys.executable, __file__, "--naive-server", str(versions[-1]), "--without-model"], env),
+        (
+            "naive (one SavedModel call per request)",
+            [sys.executable, __file__, "--naive-server", str(versions[-1])],
+            env,
+        ),
+        (
+            "HTTP floor (same parsing, no model call)",
+            [sys.executable, __file__, "--naive-server", str(versions[-1]), "--without-model"],
+            env,
+        ),
     ]
     running = {}
     try:
@@ -213,8 +239,11 @@ def main() -> int:
         stopped = [line for line in out.read_text().splitlines() if line.startswith("stopped:")]
         results[name]["server"] = stopped[0] if stopped else ""
         r = results[name]
-        print(f"{name}: {r['throughput']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-              f"errors {r['errors']} {r['first_error']}", flush=True)
+        print(
+            f"{name}: {r['throughput']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+            f"errors {r['errors']} {r['first_error']}",
+            flush=True,
+        )
 
     naive = results["naive (one SavedModel call per request)"]["throughput"]
     batched = results["keel serve (batching)"]
@@ -232,17 +261,26 @@ def main() -> int:
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['throughput']:.0f} | {r['throughput'] / naive:.2f}x | {r['p50_ms']:.1f} | "
-                     f"{r['p99_ms']:.1f} | {r['errors']} | {r['server'].removeprefix('stopped: ')} |")
+        lines.append(
+            f"| {name} | {r['throughput']:.0f} | {r['throughput'] / naive:.2f}x | {r['p50_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['errors']} | {r['server'].removeprefix('stopped: ')} |"
+        )
     met = ratio >= GOAL_RATIO and batched["errors"] == 0
-    lines += ["", f"Goal: keel serve with micro-batching >= {GOAL_RATIO:g}x the naive server's throughput at "
-                  f"{args.clients} concurrent clients with 0 errors: {'met' if met else 'not met'} "
-                  f"({ratio:.2f}x, {batched['errors']} errors).", ""]
+    lines += [
+        "",
+        f"Goal: keel serve with micro-batching >= {GOAL_RATIO:g}x the naive server's throughput at "
+        f"{args.clients} concurrent clients with 0 errors: {'met' if met else 'not met'} "
+        f"({ratio:.2f}x, {batched['errors']} errors).",
+        "",
+    ]
     floor = results.get("HTTP floor (same parsing, no model call)")
     if floor:
-        lines += [f"The HTTP floor, the same stack answering without the model, is {floor['throughput']:.0f} req/s, "
-                  f"{floor['throughput'] / naive:.2f}x the naive server: no server on this stack gets further "
-                  "above naive on this machine, however it batches.", ""]
+        lines += [
+            f"The HTTP floor, the same stack answering without the model, is {floor['throughput']:.0f} req/s, "
+            f"{floor['throughput'] / naive:.2f}x the naive server: no server on this stack gets further "
+            "above naive on this machine, however it batches.",
+            "",
+        ]
     write_results(RESULTS, lines)
     return 0
 

@@ -36,8 +36,10 @@ SECTION = "## Both stacks"
 def stack_name() -> str:
     from importlib.metadata import version
 
-    return (f"TFX {version('tfx')}, TF {version('tensorflow')}, Keras {version('keras')}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"TFX {version('tfx')}, TF {version('tensorflow')}, Keras {version('keras')}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def measure_here(round_: int) -> list[dict]:
@@ -54,22 +56,36 @@ def measure_here(round_: int) -> list[dict]:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     stack = stack_name()
-    return [{"stack": stack, "name": m.name, "round": m.round, "wall": m.wall, "cpu": m.cpu, "load": m.load,
-             "accuracy": m.accuracy, "components": {c.node_id: [c.status, c.seconds, c.cpu_seconds]
-                                                     for c in m.components}} for m in found]
+    return [
+        {
+            "stack": stack,
+            "name": m.name,
+            "round": m.round,
+            "wall": m.wall,
+            "cpu": m.cpu,
+            "load": m.load,
+            "accuracy": m.accuracy,
+            "components": {c.node_id: [c.status, c.seconds, c.cpu_seconds] for c in m.components},
+        }
+        for m in found
+    ]
 
 
 def measure_other(round_: int) -> list[dict]:
     """The same runs on the other stack, through tools/other-stack.sh."""
     inner = f".venv/bin/python bench/stacks.py --here --round {round_}"
-    result = subprocess.run(["bash", str(REPO / "tools" / "other-stack.sh"), f"make -s install && {inner}"],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        ["bash", str(REPO / "tools" / "other-stack.sh"), f"make -s install && {inner}"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     for line in result.stdout.splitlines():
         if not line.startswith(MARK):
             print(f"  [other stack] {line}", flush=True)
     if result.returncode != 0:
         raise bench.BenchError(f"the other stack's runs failed (exit {result.returncode}): {result.stderr[-2000:]}")
-    return [json.loads(line[len(MARK):]) for line in result.stdout.splitlines() if line.startswith(MARK)]
+    return [json.loads(line[len(MARK) :]) for line in result.stdout.splitlines() if line.startswith(MARK)]
 
 
 def _median(rows: list[dict], key: str) -> float:
@@ -77,8 +93,11 @@ def _median(rows: list[dict], key: str) -> float:
 
 
 def _component(rows: list[dict], node: str, index: int) -> float | None:
-    values = [r["components"][node][index] for r in rows if node in r["components"]
-              and r["components"][node][index] is not None]
+    values = [
+        r["components"][node][index]
+        for r in rows
+        if node in r["components"] and r["components"][node][index] is not None
+    ]
     return statistics.median(values) if values else None
 
 
@@ -86,37 +105,53 @@ def render(rows: list[dict], rounds: int, started: str) -> str:
     stacks = list(dict.fromkeys(r["stack"] for r in sorted(rows, key=lambda r: r["stack"].split(",")[0])))
     old, new = stacks[0], stacks[-1]
     loads = [x for r in rows for x in r["load"]]
-    lines = [SECTION, "",
-             f"Measured {started} with `.venv/bin/python bench/stacks.py --rounds {rounds}` ({rounds} rounds, "
-             f"medians), the two stacks alternating first, on this {os.cpu_count()}-core machine; the 1-minute "
-             f"load average ranged {min(loads):.1f}-{max(loads):.1f}. The same spec (pipelines/penguin.toml, "
-             "`jit_compile = false`), data and model code; the other stack ran in a debootstrap root "
-             "(tools/other-stack.sh).", "",
-             f"- A: {old}", f"- B: {new}", "",
-             "| run | A wall | B wall | B / A | A CPU | B CPU | B / A | accuracy A, B |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        SECTION,
+        "",
+        f"Measured {started} with `.venv/bin/python bench/stacks.py --rounds {rounds}` ({rounds} rounds, "
+        f"medians), the two stacks alternating first, on this {os.cpu_count()}-core machine; the 1-minute "
+        f"load average ranged {min(loads):.1f}-{max(loads):.1f}. The same spec (pipelines/penguin.toml, "
+        "`jit_compile = false`), data and model code; the other stack ran in a debootstrap root "
+        "(tools/other-stack.sh).",
+        "",
+        f"- A: {old}",
+        f"- B: {new}",
+        "",
+        "| run | A wall | B wall | B / A | A CPU | B CPU | B / A | accuracy A, B |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for name in RUNS:
         a = [r for r in rows if r["stack"] == old and r["name"] == name]
         b = [r for r in rows if r["stack"] == new and r["name"] == name]
         acc = ", ".join(f"{statistics.median(r['accuracy'] for r in side):.3f}" for side in (a, b))
-        lines.append(f"| {name} | {_median(a, 'wall'):.1f}s | {_median(b, 'wall'):.1f}s | "
-                     f"{_median(b, 'wall') / _median(a, 'wall'):.2f} | {_median(a, 'cpu'):.1f}s | "
-                     f"{_median(b, 'cpu'):.1f}s | {_median(b, 'cpu') / _median(a, 'cpu'):.2f} | {acc} |")
+        lines.append(
+            f"| {name} | {_median(a, 'wall'):.1f}s | {_median(b, 'wall'):.1f}s | "
+            f"{_median(b, 'wall') / _median(a, 'wall'):.2f} | {_median(a, 'cpu'):.1f}s | "
+            f"{_median(b, 'cpu'):.1f}s | {_median(b, 'cpu') / _median(a, 'cpu'):.2f} | {acc} |"
+        )
     cold = {s: [r for r in rows if r["stack"] == s and r["name"] == "keel cold"] for s in (old, new)}
     nodes = list(dict.fromkeys(n for s in (old, new) for r in cold[s] for n in r["components"]))
-    lines += ["", "Per component of the cold run (median seconds; wall from ML Metadata, CPU from keel's record "
-              "of the process while the component ran):", "",
-              "| component | A wall | B wall | A CPU | B CPU |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "",
+        "Per component of the cold run (median seconds; wall from ML Metadata, CPU from keel's record "
+        "of the process while the component ran):",
+        "",
+        "| component | A wall | B wall | A CPU | B CPU |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
 
     def cell(value):
         return "-" if value is None else f"{value:.1f}s"
 
     for node in nodes:
-        lines.append(f"| {node} | {cell(_component(cold[old], node, 1))} | {cell(_component(cold[new], node, 1))} | "
-                     f"{cell(_component(cold[old], node, 2))} | {cell(_component(cold[new], node, 2))} |")
+        lines.append(
+            f"| {node} | {cell(_component(cold[old], node, 1))} | {cell(_component(cold[new], node, 1))} | "
+            f"{cell(_component(cold[old], node, 2))} | {cell(_component(cold[new], node, 2))} |"
+        )
     outside = [_median(cold[s], "wall") - sum(_component(cold[s], n, 1) or 0.0 for n in nodes) for s in (old, new)]
-    lines.append(f"| outside components (start-up, imports, TFX's launcher) | {outside[0]:.1f}s | {outside[1]:.1f}s "
-                 "| - | - |")
+    lines.append(
+        f"| outside components (start-up, imports, TFX's launcher) | {outside[0]:.1f}s | {outside[1]:.1f}s | - | - |"
+    )
     return "\n".join(lines) + "\n"
 
 

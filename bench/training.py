@@ -46,18 +46,22 @@ GOAL_PEAK = 0.50  # the wide MLP >= this share of the numpy matmul peak
 
 
 def penguin_model() -> keras.Model:
-    features = FeatureSet(numeric=["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
-                          categorical={"island": 4, "sex": 3}, label="species",
-                          label_vocabulary=["Adelie", "Chinstrap", "Gentoo"],
-                          raw_inputs=["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
-                                      "island", "sex"])
+    features = FeatureSet(
+        numeric=["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
+        categorical={"island": 4, "sex": 3},
+        label="species",
+        label_vocabulary=["Adelie", "Chinstrap", "Gentoo"],
+        raw_inputs=["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "island", "sex"],
+    )
     return load_module(REPO / "models" / "tabular.py").build_model({"hidden": [32, 16]}, features)
 
 
 def penguin_data(rows: int) -> tuple[dict, np.ndarray]:
     rng = np.random.default_rng(0)
-    x = {n: rng.normal(size=(rows, 1)).astype("float32")
-         for n in ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]}
+    x = {
+        n: rng.normal(size=(rows, 1)).astype("float32")
+        for n in ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    }
     x["island"] = rng.integers(0, 4, size=(rows, 1))
     x["sex"] = rng.integers(0, 3, size=(rows, 1))
     return x, rng.integers(0, 3, size=rows)
@@ -111,7 +115,7 @@ def numpy_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     a = np.random.default_rng(0).normal(size=(n, n)).astype("float32")
     b = np.random.default_rng(1).normal(size=(n, n)).astype("float32")
     a @ b  # warm-up: thread pool start
-    return 2 * n ** 3 / min(_timed(lambda: a @ b) for _ in range(repeats)) / 1e9
+    return 2 * n**3 / min(_timed(lambda: a @ b) for _ in range(repeats)) / 1e9
 
 
 def tensorflow_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -119,7 +123,7 @@ def tensorflow_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     a = tf.random.normal((n, n), seed=0)
     b = tf.random.normal((n, n), seed=1)
     tf.linalg.matmul(a, b).numpy()
-    return 2 * n ** 3 / min(_timed(lambda: tf.linalg.matmul(a, b).numpy()) for _ in range(repeats)) / 1e9
+    return 2 * n**3 / min(_timed(lambda: tf.linalg.matmul(a, b).numpy()) for _ in range(repeats)) / 1e9
 
 
 def _timed(fn) -> float:
@@ -161,14 +165,20 @@ def measure(name: str, scale: float, rounds: int) -> dict:
         choice = choose_jit("auto", lambda jit: compiled(builder, jit), dataset, steps)
         probe_wall = time.perf_counter() - probe_started
         auto = train(compiled(builder, choice.jit_compile), dataset(), steps)
-        auto.update(with_probe_per_s=steps / (auto["wall"] + probe_wall), choice=choice.jit_compile,
-                    probe_wall=probe_wall)
+        auto.update(
+            with_probe_per_s=steps / (auto["wall"] + probe_wall), choice=choice.jit_compile, probe_wall=probe_wall
+        )
         runs["auto"].append(auto)
-        print(f"  {name}: off {runs['off'][-1]['steps_per_s']:.1f}, on {runs['on'][-1]['steps_per_s']:.1f}, "
-              f"auto (XLA {'on' if choice.jit_compile else 'off'}: {choice.reason}) {auto['steps_per_s']:.1f} "
-              f"steps/s", flush=True)
-    median = {label: {k: statistics.median(r[k] for r in found) for k in found[0] if k != "choice"}
-              for label, found in runs.items()}
+        print(
+            f"  {name}: off {runs['off'][-1]['steps_per_s']:.1f}, on {runs['on'][-1]['steps_per_s']:.1f}, "
+            f"auto (XLA {'on' if choice.jit_compile else 'off'}: {choice.reason}) {auto['steps_per_s']:.1f} "
+            f"steps/s",
+            flush=True,
+        )
+    median = {
+        label: {k: statistics.median(r[k] for r in found) for k in found[0] if k != "choice"}
+        for label, found in runs.items()
+    }
     median["auto"]["choices"] = [r["choice"] for r in runs["auto"]]
     return {"steps": steps, "batch": batch, "gflop_per_step": training_flops(builder(), batch) / 1e9, **median}
 
@@ -206,14 +216,19 @@ def render(rows: dict, peaks: dict, command: str, load: tuple, rounds: int) -> s
             f"| {name} | {r['batch']} | {r['steps']} | {r['gflop_per_step']:.4f} | {r['off']['steps_per_s']:.1f} | "
             f"{r['on']['steps_per_s']:.1f} | XLA {chose} | {auto['steps_per_s']:.1f} | "
             f"{auto['with_probe_per_s']:.1f} | {auto['probe_wall']:.1f} | {ratio:.2f}x | {gflops:.2f} | "
-            f"{100 * gflops / numpy_peak:.0f}% | {100 * gflops / tf_peak:.0f}% |")
-        verdicts.append(f"- {name}: auto / best = {ratio:.2f}x (goal >= {GOAL_AUTO}x): "
-                        f"{'met' if ratio >= GOAL_AUTO else 'NOT met'}; counting the probe's time, "
-                        f"{auto['with_probe_per_s'] / best:.2f}x.")
+            f"{100 * gflops / numpy_peak:.0f}% | {100 * gflops / tf_peak:.0f}% |"
+        )
+        verdicts.append(
+            f"- {name}: auto / best = {ratio:.2f}x (goal >= {GOAL_AUTO}x): "
+            f"{'met' if ratio >= GOAL_AUTO else 'NOT met'}; counting the probe's time, "
+            f"{auto['with_probe_per_s'] / best:.2f}x."
+        )
         if name.startswith("wide MLP"):
-            verdicts.append(f"- {name}: {100 * gflops / numpy_peak:.0f}% of the numpy matmul peak (goal >= "
-                            f"{100 * GOAL_PEAK:.0f}%): {'met' if gflops >= GOAL_PEAK * numpy_peak else 'NOT met'}; "
-                            f"{100 * gflops / tf_peak:.0f}% of TensorFlow's own matmul rate.")
+            verdicts.append(
+                f"- {name}: {100 * gflops / numpy_peak:.0f}% of the numpy matmul peak (goal >= "
+                f"{100 * GOAL_PEAK:.0f}%): {'met' if gflops >= GOAL_PEAK * numpy_peak else 'NOT met'}; "
+                f"{100 * gflops / tf_peak:.0f}% of TensorFlow's own matmul rate."
+            )
     return "\n".join(lines + ["", "Goals:", *verdicts, ""])
 
 
@@ -228,7 +243,8 @@ def main() -> None:
     print(f"float32 matmul peak: numpy {peaks['numpy']:.1f}, TensorFlow {peaks['tensorflow']:.1f} GFLOP/s", flush=True)
     rows = {name: measure(name, args.scale, args.rounds) for name in MODELS}
     command = ".venv/bin/python bench/training.py" + "".join(
-        f" --{k} {v}" for k, v in (("scale", args.scale), ("rounds", args.rounds)) if v != parser.get_default(k))
+        f" --{k} {v}" for k, v in (("scale", args.scale), ("rounds", args.rounds)) if v != parser.get_default(k)
+    )
     report = render(rows, peaks, command, (load_before, os.getloadavg()[0]), args.rounds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)

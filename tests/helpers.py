@@ -48,8 +48,9 @@ def read_spec(path: Path) -> dict:
     return data
 
 
-def write_spec(path: Path, base: Path | dict = REPO / "pipelines" / "penguin.toml",
-               overrides: dict | None = None) -> Path:
+def write_spec(
+    path: Path, base: Path | dict = REPO / "pipelines" / "penguin.toml", overrides: dict | None = None
+) -> Path:
     """Writes `base` (a spec file, read with `read_spec`, or spec data) merged with `overrides` to `path`.
 
     Example: `write_spec(tmp_path / "taxi.toml", REPO / "pipelines" / "taxi.toml", {"train.steps": 400})`.
@@ -60,8 +61,15 @@ def write_spec(path: Path, base: Path | dict = REPO / "pipelines" / "penguin.tom
     return path
 
 
-def penguin_data(steps: int = 200, source: str = "builtin:penguins", name: str = "penguin", threshold: float = 0.9,
-                 hparams: dict | None = None, eval_steps: int = 10, max_regression: float = 0.05) -> dict:
+def penguin_data(
+    steps: int = 200,
+    source: str = "builtin:penguins",
+    name: str = "penguin",
+    threshold: float = 0.9,
+    hparams: dict | None = None,
+    eval_steps: int = 10,
+    max_regression: float = 0.05,
+) -> dict:
     """The penguin spec the tests train, as data.
 
     XLA is fixed off: the automatic choice times both modes on every Trainer run, which
@@ -70,8 +78,10 @@ def penguin_data(steps: int = 200, source: str = "builtin:penguins", name: str =
     return {
         "pipeline": {"name": name},
         "data": {"source": source, "label": "species"},
-        "features": {"numeric": ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
-                     "categorical": ["island", "sex"]},
+        "features": {
+            "numeric": ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
+            "categorical": ["island", "sex"],
+        },
         "model": {"module": str(TABULAR), "hparams": PENGUIN_HPARAMS if hparams is None else hparams},
         "train": {"steps": steps, "eval_steps": eval_steps, "batch_size": 32, "jit_compile": False},
         "eval": {"threshold": threshold, "max_regression": max_regression},
@@ -86,8 +96,9 @@ def penguin_spec(directory: Path, overrides: dict | None = None, **settings) -> 
 
 def keel(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Runs the real `keel` command line in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "keel.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "keel.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def pushed_versions(workdir: Path, name: str = "penguin") -> list[str]:

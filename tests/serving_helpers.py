@@ -23,8 +23,25 @@ class Server:
         self.err_file = log_dir.parent / f"{log_dir.name}.serve.err"
         with open(self.out_file, "w") as out, open(self.err_file, "w") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "keel.cli", "serve", "--workdir", str(workdir), "--port", "0",
-                 "--log-dir", str(log_dir), "--poll-seconds", "0.5", *args], stdout=out, stderr=err, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "keel.cli",
+                    "serve",
+                    "--workdir",
+                    str(workdir),
+                    "--port",
+                    "0",
+                    "--log-dir",
+                    str(log_dir),
+                    "--poll-seconds",
+                    "0.5",
+                    *args,
+                ],
+                stdout=out,
+                stderr=err,
+                text=True,
+            )
         self.ready_line = self._wait_ready()
         self.url = self.ready_line.split(" at ", 1)[1].split()[0]
         self.client = httpx.Client(base_url=self.url, timeout=30)
@@ -39,8 +56,9 @@ class Server:
             if ready:
                 return ready[0]
             if self.process.poll() is not None:
-                raise AssertionError(f"keel serve exited {self.process.returncode}: "
-                                     f"{self.err_file.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"keel serve exited {self.process.returncode}: {self.err_file.read_text()[-3000:]}"
+                )
             time.sleep(0.2)
         self.process.kill()
         raise AssertionError("keel serve did not become ready")

@@ -61,8 +61,9 @@ def canonical_schema(path: str) -> str:
 def test_multi_processing_matches_in_memory(tmp_path, penguin_runs):
     workdir = tmp_path / "work"
     spec = penguin_spec(tmp_path, MULTI)
-    result = subprocess.run([sys.executable, "-c", DATA_COMPONENTS, str(spec), str(workdir)], capture_output=True,
-                            text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-c", DATA_COMPONENTS, str(spec), str(workdir)], capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert node_states(workdir)["StatisticsGen"] == "COMPLETE"
     in_memory, schema = data_outputs(penguin_runs.workdir)

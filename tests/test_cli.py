@@ -30,8 +30,9 @@ from helpers import penguin_spec
 
 def run_keel(*args, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """The real `keel` command in `cwd`."""
-    return subprocess.run([sys.executable, "-m", "keel.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "keel.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def empty_store(workdir: Path) -> Path:
@@ -69,26 +70,37 @@ def option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
 
 
 def test_every_option_and_argument_has_help():
-    missing = [f"{path} {action.option_strings or action.dest}" for path, action in options(cli.build_parser())
-               if not action.help]
+    missing = [
+        f"{path} {action.option_strings or action.dest}"
+        for path, action in options(cli.build_parser())
+        if not action.help
+    ]
     assert missing == []
 
 
 def test_help_documents_the_exit_codes_and_the_workdir_rule_without_importing_tensorflow():
-    code = ("import sys; from keel import cli; text = cli.build_parser().format_help(); "
-            "assert 'tensorflow' not in sys.modules, 'keel --help imported TensorFlow'; print(text)")
+    code = (
+        "import sys; from keel import cli; text = cli.build_parser().format_help(); "
+        "assert 'tensorflow' not in sys.modules, 'keel --help imported TensorFlow'; print(text)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    for line in ["0    success", "2    bad input", "3    keel monitor: the logged requests raised alerts",
-                 "130  interrupted"]:
+    for line in [
+        "0    success",
+        "2    bad input",
+        "3    keel monitor: the logged requests raised alerts",
+        "130  interrupted",
+    ]:
         assert line in text
     assert "--workdir DIR when given" in text and "pipelines/.keel/NAME" in text
 
 
 def test_version_names_keel_and_the_stack_without_importing_tensorflow():
-    code = ("import sys\nfrom keel import cli\ntry:\n    cli.main(['--version'])\nexcept SystemExit as e:\n"
-            "    assert e.code == 0, e.code\nassert 'tensorflow' not in sys.modules, 'keel --version imported TensorFlow'\n")
+    code = (
+        "import sys\nfrom keel import cli\ntry:\n    cli.main(['--version'])\nexcept SystemExit as e:\n"
+        "    assert e.code == 0, e.code\nassert 'tensorflow' not in sys.modules, 'keel --version imported TensorFlow'\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     from importlib import metadata
@@ -96,8 +108,9 @@ def test_version_names_keel_and_the_stack_without_importing_tensorflow():
     import keel
 
     line = result.stdout.strip()
-    assert line.startswith(f"keel {keel.__version__} (TFX {metadata.version('tfx')}, "
-                           f"TensorFlow {metadata.version('tensorflow')}, "), line
+    assert line.startswith(
+        f"keel {keel.__version__} (TFX {metadata.version('tfx')}, TensorFlow {metadata.version('tensorflow')}, "
+    ), line
 
 
 def test_choices_and_defaults_are_the_library_constants():
@@ -106,14 +119,31 @@ def test_choices_and_defaults_are_the_library_constants():
     promote = option(subcommand("models", "promote"), "--to")
     assert (promote.choices, promote.default) == (STAGES, PRODUCTION)
     serve = subcommand("serve")
-    for flag in ["--host", "--port", "--log-sample-rate", "--log-max-bytes", "--max-batch-size", "--batch-wait-ms",
-                 "--max-body-bytes", "--poll-seconds"]:
+    for flag in [
+        "--host",
+        "--port",
+        "--log-sample-rate",
+        "--log-max-bytes",
+        "--max-batch-size",
+        "--batch-wait-ms",
+        "--max-body-bytes",
+        "--poll-seconds",
+    ]:
         assert option(serve, flag).default == getattr(SERVE, flag[2:].replace("-", "_")), flag
 
 
 def test_commands_that_print_a_table_take_json():
-    for command in [("run",), ("monitor",), ("lineage",), ("diff",), ("export",), ("models", "list"),
-                    ("models", "show"), ("models", "promote"), ("models", "rollback")]:
+    for command in [
+        ("run",),
+        ("monitor",),
+        ("lineage",),
+        ("diff",),
+        ("export",),
+        ("models", "list"),
+        ("models", "show"),
+        ("models", "promote"),
+        ("models", "rollback"),
+    ]:
         assert option(subcommand(*command), "--json").help, command
 
 
@@ -147,9 +177,11 @@ def test_no_workdir_or_several_is_one_line_asking_for_workdir_or_spec(tmp_path):
     assert [p.name for p in find_workdirs(tmp_path)] == ["taxi", "penguin"]
     with pytest.raises(WorkdirError) as raised:
         resolve_workdir(here=tmp_path)
-    assert str(raised.value) == (f"2 workdirs found ({os.path.join('.keel', 'taxi')}, "
-                                 f"{os.path.join('pipelines', '.keel', 'penguin')}); "
-                                 "pick one with --workdir DIR or --spec SPEC")
+    assert str(raised.value) == (
+        f"2 workdirs found ({os.path.join('.keel', 'taxi')}, "
+        f"{os.path.join('pipelines', '.keel', 'penguin')}); "
+        "pick one with --workdir DIR or --spec SPEC"
+    )
 
 
 # The real command on a real run, laid out as `make demo` leaves it.
@@ -203,7 +235,8 @@ def test_a_second_workdir_makes_the_search_ask_which(demo, tmp_path):
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"error: 2 workdirs found ({os.path.join('.keel', 'penguin-copy')}, "
-        f"{os.path.join('pipelines', '.keel', 'penguin')}); pick one with --workdir DIR or --spec SPEC"]
+        f"{os.path.join('pipelines', '.keel', 'penguin')}); pick one with --workdir DIR or --spec SPEC"
+    ]
 
 
 def test_the_dict_forms_behind_json_are_plain_json(tmp_path):
@@ -220,9 +253,12 @@ def test_the_dict_forms_behind_json_are_plain_json(tmp_path):
     assert [v["name"] for v in shown["variants"]] == ["int8"] and shown["savedmodel"]["accuracy"] == 0.98
 
     alert = Alert("island", "skew", "COMPARATOR_L_INFTY_HIGH", "The Linfty distance ... is 0.5")
-    report = MonitorReport({"model": "penguin", "alerts": [alert.__dict__]}, [alert], tmp_path / "report.html",
-                           tmp_path / "report.json")
+    report = MonitorReport(
+        {"model": "penguin", "alerts": [alert.__dict__]}, [alert], tmp_path / "report.html", tmp_path / "report.json"
+    )
     shown = json.loads(json.dumps(report.to_dict()))
     assert shown["alerts"][0]["feature"] == "island"
-    assert (shown["report_html"], shown["report_json"]) == (str(tmp_path / "report.html"),
-                                                           str(tmp_path / "report.json"))
+    assert (shown["report_html"], shown["report_json"]) == (
+        str(tmp_path / "report.html"),
+        str(tmp_path / "report.json"),
+    )

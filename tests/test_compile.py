@@ -10,14 +10,27 @@ from keel.runners.cloud import compile_pipeline
 
 from helpers import REPO, keel, write_spec
 
-LOCAL_NODES = {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
-               "Evaluator", "Pusher"}
+LOCAL_NODES = {
+    "CsvExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "DataGate",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+}
 CLOUD = {
     "beam": {"runner": "DataflowRunner", "args": ["--max_num_workers=8"]},
-    "cloud": {"project": "my-project", "pipeline_root": "gs://my-bucket/keel",
-              "image": "us-docker.pkg.dev/my-project/keel/keel:1.16", "data": "gs://my-bucket/data/taxi/",
-              "module": "/pipeline/models/tabular.py",
-              "trainer": {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "2x2"}},
+    "cloud": {
+        "project": "my-project",
+        "pipeline_root": "gs://my-bucket/keel",
+        "image": "us-docker.pkg.dev/my-project/keel/keel:1.16",
+        "data": "gs://my-bucket/data/taxi/",
+        "module": "/pipeline/models/tabular.py",
+        "trainer": {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "2x2"},
+    },
 }
 
 
@@ -43,8 +56,11 @@ def test_every_local_component_is_in_the_vertex_pipeline(vertex_ir):
 def test_the_trainer_is_a_vertex_job_on_a_tpu(vertex_ir):
     executor = vertex_ir["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
     assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in executor["args"]
-    config = json.loads(vertex_ir["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"][
-        "runtimeValue"]["constantValue"]["stringValue"])
+    config = json.loads(
+        vertex_ir["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"][
+            "constantValue"
+        ]["stringValue"]
+    )
     pool = config["ai_platform_training_args"]["worker_pool_specs"][0]
     assert pool["machine_spec"] == {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "2x2"}
     assert pool["container_spec"]["image_uri"] == "us-docker.pkg.dev/my-project/keel/keel:1.16"

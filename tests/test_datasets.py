@@ -13,8 +13,16 @@ def read(path):
 def test_penguins_missing_values_become_empty_fields(tmp_path):
     record = datasets.materialise("penguins", tmp_path / "penguins")
     rows = read(record["file"])
-    assert rows[0] == ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
-                       "sex", "year"]
+    assert rows[0] == [
+        "species",
+        "island",
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "sex",
+        "year",
+    ]
     assert record["rows"] == len(rows) - 1 == 344
     assert not any("NA" in row for row in rows)
     assert sum(1 for row in rows[1:] if row[6] == "") == 11  # sex is missing for 11 penguins

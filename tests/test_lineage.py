@@ -43,11 +43,24 @@ def write_spans(root: Path) -> Path:
     return root / "spans"
 
 
-def span_spec(root: Path, steps: int, hparams: dict, warm_start: str | Path | None = None,
-              source: str = "spans/span-{SPAN}/penguins.csv") -> Path:
+def span_spec(
+    root: Path,
+    steps: int,
+    hparams: dict,
+    warm_start: str | Path | None = None,
+    source: str = "spans/span-{SPAN}/penguins.csv",
+) -> Path:
     """A briefly trained penguin spec over the spans that always blesses, warm-started from `warm_start`."""
-    return penguin_spec(root, {"model.warm_start": str(warm_start) if warm_start else None}, steps=steps, source=source,
-                        threshold=0.0, hparams=hparams, eval_steps=5, max_regression=1.0)
+    return penguin_spec(
+        root,
+        {"model.warm_start": str(warm_start) if warm_start else None},
+        steps=steps,
+        source=source,
+        threshold=0.0,
+        hparams=hparams,
+        eval_steps=5,
+        max_regression=1.0,
+    )
 
 
 class TwoSpans:
@@ -146,7 +159,8 @@ def test_unknown_model_is_a_clear_error(two_spans, capsys):
     assert cli.main(["lineage", "nope", "--workdir", str(two_spans.workdir)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: model 'nope': no pushed version, run id or artifact id by that name; expected latest or one of "
-        f"the pushed versions: {two_spans.version_a.name}, {two_spans.version_b.name}"]
+        f"the pushed versions: {two_spans.version_a.name}, {two_spans.version_b.name}"
+    ]
     with pytest.raises(lineage.UnknownModelError, match=r"model '7': no pushed version, run id or registry index"):
         diff.diff(two_spans.workdir, "1", "7")
 
@@ -171,9 +185,11 @@ def test_warm_start_from_a_weights_file(tmp_path):
 def test_bad_warm_start_and_span_are_spec_errors(tmp_path):
     write_spans(tmp_path)
     (tmp_path / "not-a-model").mkdir()
-    for value, expected in (("missing.weights.h5", "'missing.weights.h5' does not exist"),
-                            ("not-a-model", "'not-a-model' is a directory without saved_model.pb"),
-                            (str(TABULAR), "is neither a SavedModel directory nor a .weights.h5 or .keras file")):
+    for value, expected in (
+        ("missing.weights.h5", "'missing.weights.h5' does not exist"),
+        ("not-a-model", "'not-a-model' is a directory without saved_model.pb"),
+        (str(TABULAR), "is neither a SavedModel directory nor a .weights.h5 or .keras file"),
+    ):
         spec = span_spec(tmp_path, 5, {}, value)
         with pytest.raises(SpecError, match=f"penguin.toml: model.warm_start: .*{expected}"):
             load_spec(spec)

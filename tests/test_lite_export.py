@@ -15,8 +15,17 @@ from keel.mlmd import store as metadata
 
 from helpers import REPO, keel, node_states, pushed_versions
 
-UPSTREAM = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
-            "Evaluator", "Pusher"]
+UPSTREAM = [
+    "CsvExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "DataGate",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+]
 
 
 def digits_spec(directory: Path, name: str, lite: str) -> Path:
@@ -31,7 +40,7 @@ source = "builtin:digits"
 label = "digit"
 
 [model]
-module = "{REPO / 'models' / 'digits_cnn.py'}"
+module = "{REPO / "models" / "digits_cnn.py"}"
 hparams = {{ filters = [32, 64], dense = 256, learning_rate = 0.003 }}
 
 [train]
@@ -79,7 +88,7 @@ def lite_probabilities(model_file: Path, signature: dict, records: list[bytes]) 
     runner = interpreter.get_signature_runner(signature["signature_key"])
     (spec,) = signature["inputs"]
     rows = dense_matrix(records, spec["columns"])
-    return np.concatenate([runner(**{spec["name"]: rows[i:i + 1]})["probabilities"] for i in range(len(rows))])
+    return np.concatenate([runner(**{spec["name"]: rows[i : i + 1]})["probabilities"] for i in range(len(rows))])
 
 
 def savedmodel_probabilities(version: Path, records: list[bytes]) -> np.ndarray:
@@ -153,13 +162,18 @@ def test_export_lite_section_is_optional_and_checked(tmp_path):
     base = "[pipeline]\nname = 'd'\n[data]\nsource = 'builtin:digits'\nlabel = 'digit'\n[model]\nmodule = 'm.py'\n"
     assert parse_spec(base, tmp_path / "a.toml").export.lite is None
     lite = parse_spec(base + "[export.lite]\n", tmp_path / "b.toml").export.lite
-    assert (lite.variants, lite.choose, lite.max_accuracy_drop) == (["float32", "float16", "dynamic", "int8"],
-                                                                   "smallest", 0.005)
+    assert (lite.variants, lite.choose, lite.max_accuracy_drop) == (
+        ["float32", "float16", "dynamic", "int8"],
+        "smallest",
+        0.005,
+    )
     spec = parse_spec(base + "[export.lite]\nvariants = ['int8']\nmax_size_bytes = 5000\n", tmp_path / "e.toml")
     assert parse_spec(to_toml(spec.resolved()), tmp_path / "f.toml").export.lite == spec.export.lite
     from keel.core.errors import SpecError
 
-    with pytest.raises(SpecError, match=r"export\.lite\.chose: unknown key in \[export\.lite\] \(did you mean 'choose'"):
+    with pytest.raises(
+        SpecError, match=r"export\.lite\.chose: unknown key in \[export\.lite\] \(did you mean 'choose'"
+    ):
         parse_spec(base + "[export.lite]\nchose = 'smallest'\n", tmp_path / "c.toml")
     with pytest.raises(SpecError, match=r"export\.lite\.variants\.0: got 'int4'"):
         parse_spec(base + "[export.lite]\nvariants = ['int4']\n", tmp_path / "d.toml")

@@ -65,8 +65,9 @@ def write_labels(path, labels: dict):
 
 def test_eval_rows_raise_no_alert(penguin_runs, traffic):
     out = traffic.root / "clean-report"
-    result = monitor(penguin_runs.workdir, traffic.clean_logs, out,
-                     labels=write_labels(traffic.root / "labels.csv", traffic.labels))
+    result = monitor(
+        penguin_runs.workdir, traffic.clean_logs, out, labels=write_labels(traffic.root / "labels.csv", traffic.labels)
+    )
     assert result.alerts == []
     report = json.loads((out / "report.json").read_text())
     assert report["alerts"] == []
@@ -82,14 +83,29 @@ def test_eval_rows_raise_no_alert(penguin_runs, traffic):
 
 def test_shifted_traffic_raises_alerts_naming_exactly_the_shifted_features(penguin_runs, traffic):
     out = traffic.root / "shifted-report"
-    result = keel("monitor", "--workdir", penguin_runs.workdir, "--logs", traffic.logs, "--since", traffic.since,
-                  "--out", out, timeout=300)
+    result = keel(
+        "monitor",
+        "--workdir",
+        penguin_runs.workdir,
+        "--logs",
+        traffic.logs,
+        "--since",
+        traffic.since,
+        "--out",
+        out,
+        timeout=300,
+    )
     assert result.returncode == 3, result.stdout + result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert {a["feature"] for a in report["alerts"]} == {"body_mass_g", "island"}
     kinds = {(a["feature"], a["kind"]) for a in report["alerts"]}
-    assert {("body_mass_g", "skew"), ("body_mass_g", "drift"), ("island", "skew"), ("island", "drift"),
-            ("island", "schema")} <= kinds
+    assert {
+        ("body_mass_g", "skew"),
+        ("body_mass_g", "drift"),
+        ("island", "skew"),
+        ("island", "drift"),
+        ("island", "schema"),
+    } <= kinds
     assert any("Atlantis" in a["description"] for a in report["alerts"] if a["kind"] == "schema")
     assert report["requests"] == report["previous_rows"] == len(traffic.clean_ids)
     assert "alert: body_mass_g: skew:" in result.stdout and "alert: island: schema:" in result.stdout
@@ -101,8 +117,12 @@ def test_shifted_traffic_raises_alerts_naming_exactly_the_shifted_features(pengu
 def test_wrong_labels_raise_a_live_accuracy_alert(penguin_runs, traffic):
     others = {"Adelie": "Gentoo", "Gentoo": "Chinstrap", "Chinstrap": "Adelie"}
     wrong = {i: others[species] for i, species in traffic.labels.items()}
-    report = monitor(penguin_runs.workdir, traffic.clean_logs, traffic.root / "wrong-labels",
-                     labels=write_labels(traffic.root / "wrong.csv", wrong))
+    report = monitor(
+        penguin_runs.workdir,
+        traffic.clean_logs,
+        traffic.root / "wrong-labels",
+        labels=write_labels(traffic.root / "wrong.csv", wrong),
+    )
     assert [(a.feature, a.kind) for a in report.alerts] == [("species", "accuracy")]
     assert report.summary["accuracy"]["live"] < 0.5
 

@@ -10,8 +10,9 @@ NOTEBOOK = REPO / "notebooks" / "colab_tpu.ipynb"
 
 
 def _text(cell) -> str:
-    return "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
-                   for o in cell.get("outputs", []))
+    return "".join(
+        o.get("text", "") + "".join(o.get("data", {}).get("text/plain", "")) for o in cell.get("outputs", [])
+    )
 
 
 @pytest.mark.slow  # a whole kernel and pipeline run: `make test-slow`, which CI runs after `make test`
@@ -21,8 +22,9 @@ def test_colab_notebook_runs_the_pipeline_on_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("KEEL_NOTEBOOK_WORKDIR", str(tmp_path / "work"))
     monkeypatch.setenv("KEEL_NOTEBOOK_STEPS", "120")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     out = "\n".join(_text(c) for c in notebook.cells if c.cell_type == "code")
     assert "keel is installed already; nothing to install" in out

@@ -11,8 +11,18 @@ from keel.mlmd import store as metadata
 
 from helpers import pushed_versions
 
-NODES = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform", "Trainer",
-         "baseline", "Evaluator", "Pusher"]
+NODES = [
+    "CsvExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "DataGate",
+    "Transform",
+    "Trainer",
+    "baseline",
+    "Evaluator",
+    "Pusher",
+]
 UPSTREAM = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate", "Transform"]
 
 
@@ -39,7 +49,8 @@ def test_changing_only_steps_reruns_trainer_evaluator_pusher(penguin_runs):
     states = penguin_runs.steps_changed_states
     assert {n: states[n] for n in UPSTREAM} == {n: "CACHED" for n in UPSTREAM}
     assert {n: states[n] for n in ["Trainer", "Evaluator", "Pusher"]} == dict.fromkeys(
-        ["Trainer", "Evaluator", "Pusher"], "COMPLETE")
+        ["Trainer", "Evaluator", "Pusher"], "COMPLETE"
+    )
     assert len(penguin_runs.versions_after_steps_changed) == 2
 
 
@@ -100,8 +111,7 @@ def test_pushed_model_loads_the_tf1_way(penguin_runs):
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_dir)
         signature = meta.signature_def["serving_default"]
-        outputs = session.run(signature.outputs["probabilities"].name,
-                              {signature.inputs["examples"].name: records})
+        outputs = session.run(signature.outputs["probabilities"].name, {signature.inputs["examples"].name: records})
     assert outputs.shape == (8, 3)
     np.testing.assert_allclose(outputs.sum(axis=1), 1.0, atol=1e-5)
 

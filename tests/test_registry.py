@@ -22,8 +22,11 @@ def workdir(penguin_runs, tmp_path):
 def stages(workdir) -> dict[str, str]:
     """Version -> stage, read from the PushedModel artifacts in ML Metadata."""
     store = metadata.open_store(workdir)
-    return {metadata.custom(a, "pushed_version"): metadata.custom(a, registry.STAGE, "candidate")
-            for a in store.get_artifacts_by_type("PushedModel") if metadata.custom(a, "pushed", 0)}
+    return {
+        metadata.custom(a, "pushed_version"): metadata.custom(a, registry.STAGE, "candidate")
+        for a in store.get_artifacts_by_type("PushedModel")
+        if metadata.custom(a, "pushed", 0)
+    }
 
 
 def test_list_shows_every_pushed_version_with_metrics(penguin_runs, workdir):
@@ -71,7 +74,8 @@ def test_models_cli_round_trip_and_unknown_version(workdir, capsys):
     unknown = keel("models", "promote", "99", "--workdir", workdir)
     assert unknown.returncode == 2
     assert unknown.stderr.strip().splitlines() == [
-        f"error: model version '99' is not in the registry; expected an index or version: 1 ({first}), 2 ({second})"]
+        f"error: model version '99' is not in the registry; expected an index or version: 1 ({first}), 2 ({second})"
+    ]
     code, _, err = models("rollback")
     assert code == 2 and err.startswith("error: nothing to roll back to")
     code, out, _ = models("show", "1", "--json")

@@ -49,8 +49,10 @@ def saved_model_outputs(server, rows: list[dict]) -> dict:
         else:
             columns[name] = tf.constant([np.nan if v is None else v for v in values], dtype=spec.dtype)
     outputs = signature(**columns)
-    return {"probabilities": outputs["probabilities"].numpy(),
-            "classes": [c.decode() for c in outputs["classes"].numpy()]}
+    return {
+        "probabilities": outputs["probabilities"].numpy(),
+        "classes": [c.decode() for c in outputs["classes"].numpy()],
+    }
 
 
 def ok(server, response: httpx.Response) -> dict:
@@ -123,7 +125,8 @@ def test_every_answered_request_is_in_the_prediction_logs(served, examples):
     assert str(last.log_metadata.model_spec.version.value) == served_version(served)
     assert abs(last.log_metadata.timestamp_secs - time.time()) < 120
     assert tf.make_ndarray(last.predict_log.request.inputs["island"]).tolist() == [
-        examples[1].features.feature["island"].bytes_list.value[0]]
+        examples[1].features.feature["island"].bytes_list.value[0]
+    ]
     assert last.predict_log.response.outputs["probabilities"].tensor_shape.dim[1].size == 3
 
 
@@ -164,15 +167,15 @@ def test_a_push_that_fails_to_load_is_reported_and_the_current_version_keeps_ser
     shutil.copytree(served.workdir / "serving" / "penguin" / current, broken)
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     deadline = time.monotonic() + 60
-    while len(served.client.get("/v1/models/penguin").json()["model_version_status"]) < 2 and \
-            time.monotonic() < deadline:
+    while (
+        len(served.client.get("/v1/models/penguin").json()["model_version_status"]) < 2 and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     serving, failed = served.client.get("/v1/models/penguin").json()["model_version_status"]
     assert serving["version"] == current and serving["state"] == "AVAILABLE"
     assert failed["version"] == broken.name and failed["state"] == "END" and failed["status"]["error_message"] != ""
     ok(served, served.predict({"instances": [instance(examples[0], FEATURES)]}))
-    assert f"could not load version {broken.name} of penguin; still serving {current}" in \
-        served.err_file.read_text()
+    assert f"could not load version {broken.name} of penguin; still serving {current}" in served.err_file.read_text()
 
 
 def test_the_registrys_production_version_is_served(served, examples):
@@ -191,6 +194,7 @@ def test_the_registrys_production_version_is_served(served, examples):
 def test_serve_reports_a_workdir_without_pushed_models_in_one_line(tmp_path, capsys):
     assert main(["serve", "--workdir", str(tmp_path), "--port", "0"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"error: {tmp_path}: no serving/ directory (pass --workdir, the directory `keel run` pushed to)"]
+        f"error: {tmp_path}: no serving/ directory (pass --workdir, the directory `keel run` pushed to)"
+    ]
     assert main(["serve", "--workdir", str(tmp_path), "--max-batch-size", "0"]) == 2
     assert capsys.readouterr().err.splitlines() == ["error: --max-batch-size: got 0; expected at least 1"]

@@ -8,7 +8,8 @@ def test_cli_validate_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: penguin.toml: train.steps: got 'many'; input should be a valid integer, unable to parse string as an "
-        "integer"]
+        "integer"
+    ]
     assert "Traceback" not in result.stdout + result.stderr
 
 

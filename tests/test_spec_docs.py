@@ -18,7 +18,8 @@ def _keys(model, prefix=""):
 
 def test_docs_spec_md_is_current():
     assert spec_docs.DOCS.read_text(encoding="utf-8") == spec_docs.render(), (
-        "docs/spec.md is stale: run `make docs` (python -m keel.core.spec_docs) and commit it")
+        "docs/spec.md is stale: run `make docs` (python -m keel.core.spec_docs) and commit it"
+    )
 
 
 def test_every_key_and_section_is_described():
@@ -31,11 +32,14 @@ def test_every_key_and_section_is_described():
 def test_check_flag_reports_a_stale_file_and_imports_no_tensorflow(tmp_path):
     stale = tmp_path / "spec.md"
     stale.write_text("# an old reference\n")
-    code = ("import sys; from keel.core import spec_docs; rc = spec_docs.main(['--check', '--out', sys.argv[1]]); "
-            "assert 'tensorflow' not in sys.modules; sys.exit(rc)")
+    code = (
+        "import sys; from keel.core import spec_docs; rc = spec_docs.main(['--check', '--out', sys.argv[1]]); "
+        "assert 'tensorflow' not in sys.modules; sys.exit(rc)"
+    )
     result = subprocess.run([sys.executable, "-c", code, str(stale)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip() == f"{stale} is stale: run `make docs` (python -m keel.core.spec_docs)"
-    current = subprocess.run([sys.executable, "-m", "keel.core.spec_docs", "--check"], capture_output=True,
-                             text=True, timeout=60)
+    current = subprocess.run(
+        [sys.executable, "-m", "keel.core.spec_docs", "--check"], capture_output=True, text=True, timeout=60
+    )
     assert current.returncode == 0, current.stderr

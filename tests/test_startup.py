@@ -17,16 +17,22 @@ SEEN_ON_TF_2_21 = [
 
 def test_only_info_level_start_up_lines_are_dropped():
     assert all(STARTUP_CHATTER.match(line) for line in SEEN_ON_TF_2_21)
-    for kept in ["W0000 00:00:1796163346.162202   21791 gpu_device.cc:2341] Cannot dlopen some GPU libraries.",
-                 "E0000 00:00:1796163346.162202   21791 cuda_dnn.cc:8310] Unable to register cuDNN factory",
-                 "error: train.accelerator = 'tpu': this machine has no TPU",
-                 "Traceback (most recent call last):"]:
+    for kept in [
+        "W0000 00:00:1796163346.162202   21791 gpu_device.cc:2341] Cannot dlopen some GPU libraries.",
+        "E0000 00:00:1796163346.162202   21791 cuda_dnn.cc:8310] Unable to register cuDNN factory",
+        "error: train.accelerator = 'tpu': this machine has no TPU",
+        "Traceback (most recent call last):",
+    ]:
         assert not STARTUP_CHATTER.match(kept), kept
 
 
 def test_a_command_that_loads_tensorflow_prints_only_its_own_error_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "keel.cli", "lineage", "--workdir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "keel.cli", "lineage", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: {tmp_path}: no ML Metadata store here (run `keel run SPEC` first)"]
 
@@ -37,10 +43,17 @@ def test_other_writes_to_stderr_during_the_import_are_passed_on(tmp_path):
         "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
         "os.write(2, b'I0000 00:00:1796163346.161991   21791 port.cc:153] oneDNN custom operations are on.\\n')\n"
         "os.write(2, b'E0000 00:00:1796163346.162202   21791 cuda_dnn.cc:8310] a real problem\\n')\n"
-        "print('a Python warning', file=sys.stderr)\n")
-    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from keel.core.quiet import import_without_startup_chatter; "
-            "os.write(2, b'before\\n'); import_without_startup_chatter('noisy'); os.write(2, b'after\\n')")
+        "print('a Python warning', file=sys.stderr)\n"
+    )
+    code = (
+        "import os, sys; sys.path.insert(0, sys.argv[1]); from keel.core.quiet import import_without_startup_chatter; "
+        "os.write(2, b'before\\n'); import_without_startup_chatter('noisy'); os.write(2, b'after\\n')"
+    )
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "before", "E0000 00:00:1796163346.162202   21791 cuda_dnn.cc:8310] a real problem", "a Python warning", "after"]
+        "before",
+        "E0000 00:00:1796163346.162202   21791 cuda_dnn.cc:8310] a real problem",
+        "a Python warning",
+        "after",
+    ]

@@ -1,6 +1,5 @@
 """The taxi example end to end (slow: 15,002 rows; `make test-slow`)."""
 
-
 import pytest
 
 from helpers import REPO, keel, node_states, write_spec

@@ -33,11 +33,19 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_mirrored_strategy_over_two_logical_cpus_trains_penguin_to_the_bar(tmp_path):
-    spec = penguin_spec(tmp_path, {"train.batch_size": 16, "train.accelerator": "cpu", "train.jit_compile": "auto"},
-                        steps=150, threshold=0.9)
+    spec = penguin_spec(
+        tmp_path,
+        {"train.batch_size": 16, "train.accelerator": "cpu", "train.jit_compile": "auto"},
+        steps=150,
+        threshold=0.9,
+    )
     workdir = tmp_path / "work"
-    run = subprocess.run([sys.executable, "-c", TWO_LOGICAL_CPUS, "run", str(spec), "--workdir", str(workdir)],
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, "-c", TWO_LOGICAL_CPUS, "run", str(spec), "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "training: MirroredStrategy on 2 CPU replicas, float32, global batch 32" in run.stdout
     assert "blessed: yes" in run.stdout
@@ -58,8 +66,12 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_penguin_to_the_bar(tmp_p
     pushed = pushed_versions(workdir)[-1]
     assert json.loads((Path(pushed) / "assets.extra" / "keel_training.json").read_text()) == record
     served = tf.saved_model.load(pushed).signatures["serving_default"]
-    records = [r.numpy() for r in tf.data.TFRecordDataset(
-        sorted(workdir.glob("pipeline/CsvExampleGen/examples/*/Split-eval/*.gz")), compression_type="GZIP")]
+    records = [
+        r.numpy()
+        for r in tf.data.TFRecordDataset(
+            sorted(workdir.glob("pipeline/CsvExampleGen/examples/*/Split-eval/*.gz")), compression_type="GZIP"
+        )
+    ]
     probabilities = served(examples=tf.constant(records))["probabilities"].numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
@@ -87,16 +99,18 @@ def test_auto_jit_times_both_modes_and_picks_the_faster_over_the_planned_steps()
     assert xla.fixed_s > xla.step_s > 0 and graph.step_s > 0
     assert choice.jit_compile == (xla.predicted_s(planned) < graph.predicted_s(planned))
     assert choice.as_dict()["probe"]["xla"] == {
-        "fixed_s": round(xla.fixed_s, 4), "step_ms": round(xla.step_s * 1000, 4),
-        "predicted_s": round(xla.predicted_s(planned), 3)}
+        "fixed_s": round(xla.fixed_s, 4),
+        "step_ms": round(xla.step_s * 1000, 4),
+        "predicted_s": round(xla.predicted_s(planned), 3),
+    }
     assert re.fullmatch(r"(XLA|graph mode) measured [0-9.]+x faster over 500 steps", choice.reason)
 
 
 ACCELERATOR = accelerator_present()
-NO_ACCELERATOR = pytest.mark.skipif(ACCELERATOR is not None,
-                                    reason=f"asserts what keel does without an accelerator; this host has a {ACCELERATOR}")
-NO_TPU = pytest.mark.skipif(bool(local_tpu_devices()),
-                            reason="asserts what keel does without a TPU; this host has one")
+NO_ACCELERATOR = pytest.mark.skipif(
+    ACCELERATOR is not None, reason=f"asserts what keel does without an accelerator; this host has a {ACCELERATOR}"
+)
+NO_TPU = pytest.mark.skipif(bool(local_tpu_devices()), reason="asserts what keel does without a TPU; this host has one")
 
 
 @NO_TPU
@@ -113,12 +127,17 @@ def test_asking_for_a_tpu_where_there_is_none_fails_at_once():
 @NO_TPU
 def test_keel_run_asking_for_a_tpu_exits_2_before_running_anything(tmp_path):
     spec = penguin_spec(tmp_path, {"train.accelerator": "tpu"})
-    run = subprocess.run([sys.executable, "-m", "keel.cli", "run", str(spec), "--workdir", str(tmp_path / "w")],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "keel.cli", "run", str(spec), "--workdir", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
         "error: train.accelerator = 'tpu': this machine has no TPU (no /dev/accel* or /dev/vfio/N device); run on "
-        "a TPU VM, set train.tpu to a TPU name or grpc://HOST:PORT, or use accelerator = 'auto'"]
+        "a TPU VM, set train.tpu to a TPU name or grpc://HOST:PORT, or use accelerator = 'auto'"
+    ]
     assert not (tmp_path / "w" / "pipeline").exists()
 
 
@@ -141,8 +160,16 @@ def test_tf_config_selects_multi_worker_mirrored_strategy(tmp_path):
         from keel.executors.training.strategy import resolve_strategy
         print(json.dumps(resolve_strategy("auto").as_dict()))
     """)
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "TF_CONFIG": tf_config})
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CONFIG": tf_config},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout.strip().splitlines()[-1]) == {
-        "strategy": "MultiWorkerMirroredStrategy", "device": "cpu", "replicas": 1}
+        "strategy": "MultiWorkerMirroredStrategy",
+        "device": "cpu",
+        "replicas": 1,
+    }

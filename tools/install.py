@@ -63,8 +63,7 @@ def glibc_version() -> tuple:
 
 def python_version(python: str) -> tuple | None:
     """(major, minor) of an interpreter, or None where it does not run (a pyenv shim of no version)."""
-    result = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
-                            capture_output=True, text=True)
+    result = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True)
     return tuple(int(p) for p in result.stdout.split()) if result.returncode == 0 else None
 
 
@@ -126,8 +125,9 @@ def choose(requested: str | None, candidates: list, glibc: tuple, need_venv: boo
             need = STACKS[requested]
             if need["python"] == py:
                 if glibc < need["glibc"]:
-                    raise NoFit(f"stack {requested} needs glibc >= {dotted(need['glibc'])}, "
-                                f"this host has {dotted(glibc)}")
+                    raise NoFit(
+                        f"stack {requested} needs glibc >= {dotted(need['glibc'])}, this host has {dotted(glibc)}"
+                    )
                 return path, py, requested, "asked for with --stack"
         elif fitting := stacks_for(py, glibc):
             reason = f"Python {dotted(py)}, glibc {dotted(glibc)}"
@@ -137,10 +137,14 @@ def choose(requested: str | None, candidates: list, glibc: tuple, need_venv: boo
         seen.append(f"{name} is {dotted(py)}")
     found = ", ".join(seen) or f"none of {', '.join(INTERPRETERS)} on PATH"
     if requested:
-        raise NoFit(f"stack {requested} needs Python {dotted(STACKS[requested]['python'])}; found {found}; "
-                    "install it or pass --python PATH")
-    raise NoFit(f"no interpreter fits this host (glibc {dotted(glibc)}; found {found}); keel's stacks need "
-                f"{requirements()}: install one or pass --python PATH")
+        raise NoFit(
+            f"stack {requested} needs Python {dotted(STACKS[requested]['python'])}; found {found}; "
+            "install it or pass --python PATH"
+        )
+    raise NoFit(
+        f"no interpreter fits this host (glibc {dotted(glibc)}; found {found}); keel's stacks need "
+        f"{requirements()}: install one or pass --python PATH"
+    )
 
 
 def choose_here(requested: str | None, explicit_python: str | None, need_venv: bool = True) -> tuple:
@@ -182,9 +186,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", default=os.environ.get("KEEL_STACK") or None)
     parser.add_argument("--python", default=os.environ.get("KEEL_PYTHON") or None)
-    parser.add_argument("--system", action="store_true",
-                        help="install into the interpreter itself (default: the one running this script), not "
-                             ".venv: for notebooks and containers, whose kernel or entry point is that interpreter")
+    parser.add_argument(
+        "--system",
+        action="store_true",
+        help="install into the interpreter itself (default: the one running this script), not "
+        ".venv: for notebooks and containers, whose kernel or entry point is that interpreter",
+    )
     args = parser.parse_args()
     if args.system:
         install_into(args.python or sys.executable, args.stack)
@@ -213,12 +220,23 @@ def main() -> None:
             fail(f"{python} -m venv failed ({why}); on Debian or Ubuntu: apt-get install python{dotted(py)}-venv")
     # Marks the venv as this stack's, not yet complete, so an interrupted install resumes here.
     STAMP.write_text(json.dumps({**wanted, "digest": None}))
-    say(f"installing {sum(1 for l in lock.read_text().splitlines() if '==' in l)} pinned packages "
-        f"from constraints/{lock.name} (a cold install takes a few minutes)")
+    say(
+        f"installing {sum(1 for l in lock.read_text().splitlines() if '==' in l)} pinned packages "
+        f"from constraints/{lock.name} (a cold install takes a few minutes)"
+    )
     venv_python = str(VENV / "bin" / "python")
     pip(venv_python, "install", "--no-deps", "--ignore-requires-python", "-r", str(lock))
     # keel itself: every dependency is already there, so the resolver only checks the pins.
-    pip(venv_python, "install", "--no-build-isolation", "--ignore-requires-python", "-c", str(lock), "-e", f"{ROOT}[dev]")
+    pip(
+        venv_python,
+        "install",
+        "--no-build-isolation",
+        "--ignore-requires-python",
+        "-c",
+        str(lock),
+        "-e",
+        f"{ROOT}[dev]",
+    )
     pip(venv_python, "check")
     STAMP.write_text(json.dumps(wanted))
     say(f"done in {time.monotonic() - started:.0f}s: .venv/bin/keel is ready")

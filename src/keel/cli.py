@@ -78,11 +78,21 @@ def cmd_serve(args) -> int:
     from keel.serving.app import serve
     from keel.serving.config import ServeConfig
 
-    serve(ServeConfig(workdir=_workdir(args), model=args.model, host=args.host, port=args.port,
-                      log_dir=Path(args.log_dir) if args.log_dir else None, log_sample_rate=args.log_sample_rate,
-                      log_max_bytes=args.log_max_bytes, max_batch_size=args.max_batch_size,
-                      batch_wait_ms=args.batch_wait_ms, max_body_bytes=args.max_body_bytes,
-                      poll_seconds=args.poll_seconds))
+    serve(
+        ServeConfig(
+            workdir=_workdir(args),
+            model=args.model,
+            host=args.host,
+            port=args.port,
+            log_dir=Path(args.log_dir) if args.log_dir else None,
+            log_sample_rate=args.log_sample_rate,
+            log_max_bytes=args.log_max_bytes,
+            max_batch_size=args.max_batch_size,
+            batch_wait_ms=args.batch_wait_ms,
+            max_body_bytes=args.max_body_bytes,
+            poll_seconds=args.poll_seconds,
+        )
+    )
     return EXIT_OK
 
 
@@ -91,8 +101,14 @@ def cmd_monitor(args) -> int:
 
     from keel.monitoring import monitor
 
-    report = monitor(_workdir(args), Path(args.logs), Path(args.out), version=args.model, since=args.since,
-                     labels=Path(args.labels) if args.labels else None)
+    report = monitor(
+        _workdir(args),
+        Path(args.logs),
+        Path(args.out),
+        version=args.model,
+        since=args.since,
+        labels=Path(args.labels) if args.labels else None,
+    )
     _emit(report.to_dict(), report.render(), args.json)
     return EXIT_ALERTS if report.alerts else EXIT_OK
 
@@ -117,13 +133,19 @@ def cmd_models(args) -> int:
         _emit(entry.to_dict(), registry.render_entry(entry), args.json)
     elif args.action == "promote":
         version = registry.promote(workdir, args.version, args.to)
-        _emit({"version": version.version, "stage": version.stage},
-              f"version {version.version} (#{version.index}) is now {version.stage}", args.json)
+        _emit(
+            {"version": version.version, "stage": version.stage},
+            f"version {version.version} (#{version.index}) is now {version.stage}",
+            args.json,
+        )
     else:
         old, new = registry.rollback(workdir)
-        _emit({"from": old.version, "to": new.version},
-              f"rolled back: version {new.version} (#{new.index}) is production again; "
-              f"{old.version} (#{old.index}) archived", args.json)
+        _emit(
+            {"from": old.version, "to": new.version},
+            f"rolled back: version {new.version} (#{new.index}) is production again; "
+            f"{old.version} (#{old.index}) archived",
+            args.json,
+        )
     return EXIT_OK
 
 
@@ -150,12 +172,16 @@ def cmd_export(args) -> int:
         spec = load_spec(args.target)
         result = standalone.export_spec(spec, resolve_workdir(args.workdir, spec), args.variants, out)
     elif args.workdir:
-        raise ExportError(f"--workdir: only with a spec; a SavedModel directory ({args.target}) is measured on "
-                          "--examples DIR")
+        raise ExportError(
+            f"--workdir: only with a spec; a SavedModel directory ({args.target}) is measured on --examples DIR"
+        )
     else:
         result = standalone.export_saved_model(Path(args.target), args.examples, args.variants, out, args.label)
-    _emit(result.to_dict(), f"{table(result.reference, result.variants)}\n"
-          f"exported {result.chosen.name}: {result.directory}", args.json)
+    _emit(
+        result.to_dict(),
+        f"{table(result.reference, result.variants)}\nexported {result.chosen.name}: {result.directory}",
+        args.json,
+    )
     return EXIT_OK
 
 
@@ -182,16 +208,23 @@ def version_line() -> str:
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    return (f"keel {keel.__version__} (TFX {installed('tfx')}, TensorFlow {installed('tensorflow')}, "
-            f"Keras {installed('keras')}, Python {platform.python_version()})")
+    return (
+        f"keel {keel.__version__} (TFX {installed('tfx')}, TensorFlow {installed('tensorflow')}, "
+        f"Keras {installed('keras')}, Python {platform.python_version()})"
+    )
 
 
 class _VersionAction(argparse.Action):
     """`--version`: computed only when asked for, so other commands do not pay for the metadata reads."""
 
     def __init__(self, option_strings, dest, **kwargs):
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
-                         help="print the versions of keel, TFX, TensorFlow, Keras and Python, and exit")
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="print the versions of keel, TFX, TensorFlow, Keras and Python, and exit",
+        )
 
     def __call__(self, parser, namespace, values, option_string=None):
         print(version_line())
@@ -201,12 +234,17 @@ class _VersionAction(argparse.Action):
 def _shared_options() -> dict[str, argparse.ArgumentParser]:
     """The options several commands take, each defined once, as argparse parent parsers."""
     workdir = argparse.ArgumentParser(add_help=False)
-    workdir.add_argument("--workdir", metavar="DIR", default=None,
-                         help="the workdir to use (default: the spec's .keel/NAME, else the only workdir under "
-                              ".keel/ here or one directory down; see `keel --help`)")
+    workdir.add_argument(
+        "--workdir",
+        metavar="DIR",
+        default=None,
+        help="the workdir to use (default: the spec's .keel/NAME, else the only workdir under "
+        ".keel/ here or one directory down; see `keel --help`)",
+    )
     spec = argparse.ArgumentParser(add_help=False)
-    spec.add_argument("--spec", metavar="SPEC", default=None,
-                      help="a pipeline spec: use its workdir, .keel/NAME beside it")
+    spec.add_argument(
+        "--spec", metavar="SPEC", default=None, help="a pipeline spec: use its workdir, .keel/NAME beside it"
+    )
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON on stdout instead of text")
     return {"workdir": workdir, "spec": spec, "json": as_json}
@@ -221,8 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     shared = _shared_options()
     located = [shared["workdir"], shared["spec"]]  # commands without a SPEC argument
-    parser = argparse.ArgumentParser(prog="keel", description="Production ML on the real TensorFlow stack.",
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="keel",
+        description="Production ML on the real TensorFlow stack.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -230,55 +272,102 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("spec", help="path of a pipeline spec (pipelines/*.toml)")
     validate.set_defaults(func=cmd_validate)
 
-    run = commands.add_parser("run", parents=[shared["workdir"], shared["json"]],
-                              help="run the spec's TFX pipeline locally (cached)")
+    run = commands.add_parser(
+        "run", parents=[shared["workdir"], shared["json"]], help="run the spec's TFX pipeline locally (cached)"
+    )
     run.add_argument("spec", help="path of a pipeline spec (pipelines/*.toml)")
     run.add_argument("--span", type=int, default=None, help="data version of a {SPAN} source (default: the latest)")
     run.set_defaults(func=cmd_run)
 
     compile_ = commands.add_parser("compile", help="compile the pipeline for Vertex AI or Kubeflow (offline)")
     compile_.add_argument("spec", help="path of a pipeline spec with a [cloud] section")
-    compile_.add_argument("--target", choices=TARGETS, default=TARGETS[0],
-                          help=f"the orchestrator the JSON is for (default: {TARGETS[0]})")
-    compile_.add_argument("--output", default="pipeline.json", help="where the pipeline JSON goes (default: %(default)s)")
+    compile_.add_argument(
+        "--target",
+        choices=TARGETS,
+        default=TARGETS[0],
+        help=f"the orchestrator the JSON is for (default: {TARGETS[0]})",
+    )
+    compile_.add_argument(
+        "--output", default="pipeline.json", help="where the pipeline JSON goes (default: %(default)s)"
+    )
     compile_.set_defaults(func=cmd_compile)
 
     serve = commands.add_parser("serve", parents=located, help="serve the pushed model over TF Serving's REST API")
     serve.add_argument("--model", default=SERVE.model, help="model name under WORKDIR/serving (default: the only one)")
     serve.add_argument("--host", default=SERVE.host, help="address to bind (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=SERVE.port,
-                       help="port (default: %(default)s, TF Serving's REST port; 0 picks a free one)")
-    serve.add_argument("--log-dir", metavar="DIR", default=SERVE.log_dir,
-                       help="PredictionLog request logs (default: WORKDIR/request_logs/NAME)")
-    serve.add_argument("--log-sample-rate", type=float, default=SERVE.log_sample_rate,
-                       help="share of requests logged (default: %(default)s; 0: off)")
-    serve.add_argument("--log-max-bytes", type=int, default=SERVE.log_max_bytes,
-                       help="rotate log files at this size (default: %(default)s, 64 MiB)")
-    serve.add_argument("--max-batch-size", type=int, default=SERVE.max_batch_size,
-                       help="rows per model call (default: %(default)s; 1: no batching)")
-    serve.add_argument("--batch-wait-ms", type=float, default=SERVE.batch_wait_ms,
-                       help="longest wait for a batch to fill (default: %(default)s)")
-    serve.add_argument("--max-body-bytes", type=int, default=SERVE.max_body_bytes,
-                       help="request body limit (default: %(default)s, 4 MiB)")
-    serve.add_argument("--poll-seconds", type=float, default=SERVE.poll_seconds,
-                       help="how often to look for a new version (default: %(default)s)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=SERVE.port,
+        help="port (default: %(default)s, TF Serving's REST port; 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        default=SERVE.log_dir,
+        help="PredictionLog request logs (default: WORKDIR/request_logs/NAME)",
+    )
+    serve.add_argument(
+        "--log-sample-rate",
+        type=float,
+        default=SERVE.log_sample_rate,
+        help="share of requests logged (default: %(default)s; 0: off)",
+    )
+    serve.add_argument(
+        "--log-max-bytes",
+        type=int,
+        default=SERVE.log_max_bytes,
+        help="rotate log files at this size (default: %(default)s, 64 MiB)",
+    )
+    serve.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=SERVE.max_batch_size,
+        help="rows per model call (default: %(default)s; 1: no batching)",
+    )
+    serve.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=SERVE.batch_wait_ms,
+        help="longest wait for a batch to fill (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=SERVE.max_body_bytes,
+        help="request body limit (default: %(default)s, 4 MiB)",
+    )
+    serve.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=SERVE.poll_seconds,
+        help="how often to look for a new version (default: %(default)s)",
+    )
     serve.set_defaults(func=cmd_serve)
 
-    monitor = commands.add_parser("monitor", parents=[*located, shared["json"]],
-                                  help="skew and drift of logged requests vs the model's training data")
+    monitor = commands.add_parser(
+        "monitor",
+        parents=[*located, shared["json"]],
+        help="skew and drift of logged requests vs the model's training data",
+    )
     monitor.add_argument("--logs", metavar="DIR", required=True, help="a directory of PredictionLog TFRecord files")
     monitor.add_argument("--model", default=None, help="model version to monitor (default: the newest in the logs)")
-    monitor.add_argument("--since", default=None,
-                         help="ISO time: monitor requests from then on; earlier ones are the previous window (drift)")
+    monitor.add_argument(
+        "--since",
+        default=None,
+        help="ISO time: monitor requests from then on; earlier ones are the previous window (drift)",
+    )
     monitor.add_argument("--labels", metavar="CSV", default=None, help="CSV of request_id,label for live accuracy")
-    monitor.add_argument("--out", metavar="DIR", default="monitor",
-                         help="where report.html and report.json go (default: ./%(default)s)")
+    monitor.add_argument(
+        "--out", metavar="DIR", default="monitor", help="where report.html and report.json go (default: ./%(default)s)"
+    )
     monitor.set_defaults(func=cmd_monitor)
 
     queries = [*located, shared["json"]]  # the ML Metadata queries
     lineage = commands.add_parser("lineage", parents=queries, help="what produced a model, from ML Metadata")
-    lineage.add_argument("model", nargs="?", default="latest",
-                         help="a pushed version, a run id, an artifact id, or latest (default)")
+    lineage.add_argument(
+        "model", nargs="?", default="latest", help="a pushed version, a run id, an artifact id, or latest (default)"
+    )
     lineage.set_defaults(func=cmd_lineage)
 
     models = commands.add_parser("models", help="the registry of pushed versions and their stages")
@@ -288,8 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("version", help="a version (directory name under serving/) or its registry index")
     promote = actions.add_parser("promote", parents=queries, help="move a version to a stage (default: production)")
     promote.add_argument("version", help="a version (directory name under serving/) or its registry index")
-    promote.add_argument("--to", default=PRODUCTION, choices=STAGES,
-                         help=f"the stage (default: %(default)s; promoting to {PRODUCTION} archives the current one)")
+    promote.add_argument(
+        "--to",
+        default=PRODUCTION,
+        choices=STAGES,
+        help=f"the stage (default: %(default)s; promoting to {PRODUCTION} archives the current one)",
+    )
     actions.add_parser("rollback", parents=queries, help="put the previously promoted version back in production")
     models.set_defaults(func=cmd_models)
 
@@ -298,16 +391,29 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("b", help="a pushed version, a run id, a registry index, or latest")
     diff.set_defaults(func=cmd_diff)
 
-    export = commands.add_parser("export", parents=[shared["workdir"], shared["json"]],
-                                 help="convert a pushed model to LiteRT, gated on parity with the SavedModel")
+    export = commands.add_parser(
+        "export",
+        parents=[shared["workdir"], shared["json"]],
+        help="convert a pushed model to LiteRT, gated on parity with the SavedModel",
+    )
     export.add_argument("target", help="a pipeline spec (its workdir's latest pushed model) or a SavedModel directory")
-    export.add_argument("--examples", metavar="DIR", default=None,
-                        help="with a SavedModel: an ExampleGen output directory (Split-train, Split-eval)")
-    export.add_argument("--variants", nargs="+", choices=LITE_VARIANTS, default=None,
-                        help="variants to build (default: the spec's [export.lite] variants, or all)")
+    export.add_argument(
+        "--examples",
+        metavar="DIR",
+        default=None,
+        help="with a SavedModel: an ExampleGen output directory (Split-train, Split-eval)",
+    )
+    export.add_argument(
+        "--variants",
+        nargs="+",
+        choices=LITE_VARIANTS,
+        default=None,
+        help="variants to build (default: the spec's [export.lite] variants, or all)",
+    )
     export.add_argument("--label", default=None, help="with a SavedModel: the label column (default: inferred)")
-    export.add_argument("--out", metavar="DIR", default=None,
-                        help="output directory (default: lite/ inside the pushed version)")
+    export.add_argument(
+        "--out", metavar="DIR", default=None, help="output directory (default: lite/ inside the pushed version)"
+    )
     export.set_defaults(func=cmd_export)
     return parser
 

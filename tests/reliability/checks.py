@@ -35,7 +35,8 @@ def nothing_half_written(workdir: Path) -> None:
                 for artifact in found:
                     assert artifact.state != Artifact.LIVE, (
                         f"{metadata.node_id(store, execution)} ended {execution.last_known_state} "
-                        f"but its output {artifact.uri} is LIVE")
+                        f"but its output {artifact.uri} is LIVE"
+                    )
     for root in sorted((workdir / "serving").glob("*")):
         for version in versions(root):
             assert (root / version / "variables" / "variables.index").is_file(), f"{root / version} is partial"

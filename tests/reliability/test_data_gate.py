@@ -42,15 +42,19 @@ def test_text_in_a_numeric_column_stops_before_training(tmp_path):
     data = penguins_csv(tmp_path / "data", {(7, "body_mass_g"): "heavy"})
     workdir = tmp_path / "work"
     result = keel("run", penguin_spec(tmp_path, source=str(data)), "--workdir", workdir)
-    stopped_at_data_gate(result, workdir, "column 'body_mass_g' is declared numeric (features.numeric) but holds "
-                                          "text in 1 row(s), e.g. 'heavy'")
+    stopped_at_data_gate(
+        result,
+        workdir,
+        "column 'body_mass_g' is declared numeric (features.numeric) but holds text in 1 row(s), e.g. 'heavy'",
+    )
 
 
 @pytest.fixture(scope="module")
 def non_finite(tmp_path_factory):
     root = tmp_path_factory.mktemp("non-finite")
-    data = penguins_csv(root / "data", {(7, "body_mass_g"): "nan", (9, "flipper_length_mm"): "inf",
-                                        (11, "flipper_length_mm"): "-inf"})
+    data = penguins_csv(
+        root / "data", {(7, "body_mass_g"): "nan", (9, "flipper_length_mm"): "inf", (11, "flipper_length_mm"): "-inf"}
+    )
     workdir = root / "work"
     return keel("run", penguin_spec(root, source=str(data)), "--workdir", workdir), workdir
 
@@ -70,8 +74,9 @@ def test_a_label_class_only_the_eval_split_has_stops_before_training(tmp_path):
     data = penguins_csv(tmp_path / "data", {(i, "species"): f"Unicorn{i}" for i in range(20, 32)})
     workdir = tmp_path / "work"
     result = keel("run", penguin_spec(tmp_path, source=str(data)), "--workdir", workdir)
-    error = stopped_at_data_gate(result, workdir, "split eval: the label 'species' has class(es) the train split "
-                                                  "never shows: 'Unicorn")
+    error = stopped_at_data_gate(
+        result, workdir, "split eval: the label 'species' has class(es) the train split never shows: 'Unicorn"
+    )
     assert "the model cannot predict them" in error
 
 

@@ -53,8 +53,12 @@ class Run:
     """`keel run` in a subprocess whose progress lines are read as they come."""
 
     def __init__(self, spec: Path, workdir: Path):
-        self.process = subprocess.Popen([sys.executable, "-m", "keel.cli", "run", str(spec), "--workdir",
-                                         str(workdir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "keel.cli", "run", str(spec), "--workdir", str(workdir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
 
     def wait_for(self, *words: str, timeout: float = 600) -> None:
@@ -138,8 +142,9 @@ def test_the_run_after_a_kill_reuses_finished_components_and_reruns_the_killed_o
     assert interrupted.trainer_killed == -signal.SIGKILL
     assert "recovered: an earlier run was killed during Transform" in interrupted.second_output
     states = interrupted.second_states
-    assert [states[n] for n in ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate"]] \
-        == ["CACHED"] * 5
+    assert [states[n] for n in ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "DataGate"]] == [
+        "CACHED"
+    ] * 5
     assert states["Transform"] == "COMPLETE" and states["Trainer"] == "RUNNING"
 
 
@@ -192,8 +197,11 @@ async def _hammer(url: str, rows: list[dict], total: int, concurrency: int) -> t
         for i in numbers:
             request_id = f"load-{i}"
             try:
-                response = await client.post("/v1/models/penguin:predict", json={"instances": [rows[i % len(rows)]]},
-                                             headers={"X-Request-Id": request_id})
+                response = await client.post(
+                    "/v1/models/penguin:predict",
+                    json={"instances": [rows[i % len(rows)]]},
+                    headers={"X-Request-Id": request_id},
+                )
             except httpx.HTTPError as e:
                 failures.append(f"{request_id}: {e.__class__.__name__}")
                 continue
@@ -213,8 +221,9 @@ def rows(penguin_runs):
     return [instance(e, FEATURES) for e in eval_examples(penguin_runs.workdir)]
 
 
-def test_10k_requests_at_64_concurrent_all_answered_and_all_logged_through_a_graceful_stop(penguin_runs, rows,
-                                                                                           tmp_path):
+def test_10k_requests_at_64_concurrent_all_answered_and_all_logged_through_a_graceful_stop(
+    penguin_runs, rows, tmp_path
+):
     server = Server(serving_copy(penguin_runs.workdir, tmp_path / "work"), tmp_path / "logs")
     try:
         answered, failures = asyncio.run(_hammer(server.url, rows, 10_000, 64))
@@ -226,8 +235,7 @@ def test_10k_requests_at_64_concurrent_all_answered_and_all_logged_through_a_gra
     assert sorted(logged) == sorted(answered), "a graceful stop must not lose a logged request"
 
 
-def test_kill_9_of_the_server_leaves_logs_monitor_can_read_and_a_torn_record_is_skipped(penguin_runs, rows,
-                                                                                        tmp_path):
+def test_kill_9_of_the_server_leaves_logs_monitor_can_read_and_a_torn_record_is_skipped(penguin_runs, rows, tmp_path):
     server = Server(serving_copy(penguin_runs.workdir, tmp_path / "work"), tmp_path / "logs")
     answered = []
 
@@ -261,9 +269,9 @@ def test_kill_9_of_the_server_leaves_logs_monitor_can_read_and_a_torn_record_is_
     shutil.copytree(server.log_dir, torn)
     last = sorted(torn.iterdir())[-1]
     data = last.read_bytes()
-    record = data[:16 + int.from_bytes(data[:8], "little")]  # length, its CRC, data, its CRC
+    record = data[: 16 + int.from_bytes(data[:8], "little")]  # length, its CRC, data, its CRC
     with open(last, "ab") as f:
-        f.write(record[:len(record) // 2])
+        f.write(record[: len(record) // 2])
     after_tear, output = monitored_requests(torn)
     assert f"skipped the torn last record of {last}" in output
     assert after_tear == after_kill

@@ -35,7 +35,8 @@ def case_malformed_toml(tmp_path):
 
 def case_unknown_key(tmp_path):
     return ["validate", penguin_spec(tmp_path, {"train.batch_size": None, "train.batchsize": 32})], [
-        "train.batchsize: unknown key in [train] (did you mean 'batch_size'?)"]
+        "train.batchsize: unknown key in [train] (did you mean 'batch_size'?)"
+    ]
 
 
 def case_wrong_type(tmp_path):
@@ -81,7 +82,9 @@ def case_non_utf8_row(tmp_path):
     data.write_bytes(b"\n".join(lines))
     # The header reads fine; the byte is found by `keel run` while it fingerprints the file.
     return ["run", penguin_spec(tmp_path, source=str(data)), "--workdir", tmp_path / "work"], [
-        "data.csv is not UTF-8 text: byte 0xe9", "(line 201)"]
+        "data.csv is not UTF-8 text: byte 0xe9",
+        "(line 201)",
+    ]
 
 
 def case_missing_label_column(tmp_path):
@@ -89,9 +92,11 @@ def case_missing_label_column(tmp_path):
     rows = list(csv.reader(io.StringIO(penguins_csv(tmp_path / "d").read_text())))
     index = rows[0].index("species")
     with data.open("w", newline="") as f:
-        csv.writer(f).writerows([r[:index] + r[index + 1:] for r in rows])
+        csv.writer(f).writerows([r[:index] + r[index + 1 :] for r in rows])
     return ["validate", penguin_spec(tmp_path, source=str(data))], [
-        "data.label: 'species' is not a column of", "expected one of: island"]
+        "data.label: 'species' is not a column of",
+        "expected one of: island",
+    ]
 
 
 def case_source_matches_nothing(tmp_path):
@@ -102,12 +107,14 @@ def case_schema_does_not_parse(tmp_path):
     schema = tmp_path / "schema.pbtxt"
     schema.write_text('feature {\n  name: "island"\n  tpye: BYTES\n}\n')
     return ["validate", penguin_spec(tmp_path, {"data.schema": str(schema)})], [
-        "data.schema: ", "is not a schema.pbtxt", 'no field named "tpye"']
+        "data.schema: ",
+        "is not a schema.pbtxt",
+        'no field named "tpye"',
+    ]
 
 
 def case_module_missing(tmp_path):
-    return ["validate", penguin_spec(tmp_path, {"model.module": "nope.py"})], [
-        "model.module: 'nope.py' does not exist"]
+    return ["validate", penguin_spec(tmp_path, {"model.module": "nope.py"})], ["model.module: 'nope.py' does not exist"]
 
 
 def case_module_without_build_model(tmp_path):
@@ -120,7 +127,8 @@ def case_module_import_raises(tmp_path):
     module = write_module(tmp_path, "import keras\nraise RuntimeError('no GPU config found')\n")
     spec = penguin_spec(tmp_path, {"model.module": str(module)})
     return ["run", spec, "--workdir", tmp_path / "work"], [
-        "importing user_model.py raised RuntimeError: no GPU config found"]
+        "importing user_model.py raised RuntimeError: no GPU config found"
+    ]
 
 
 def case_warm_start_missing(tmp_path):
@@ -130,7 +138,8 @@ def case_warm_start_missing(tmp_path):
 
 def case_span_without_span_source(tmp_path):
     return ["run", penguin_spec(tmp_path), "--workdir", tmp_path / "work", "--span", "3"], [
-        "--span 3: data.source 'builtin:penguins' has no {SPAN} in it"]
+        "--span 3: data.source 'builtin:penguins' has no {SPAN} in it"
+    ]
 
 
 def case_compile_without_cloud_section(tmp_path):

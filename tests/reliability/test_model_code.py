@@ -11,7 +11,7 @@ from checks import nothing_half_written, one_line_error
 from helpers import keel, node_states, penguin_spec
 
 HEADER = "import keras\nfrom keel.data.features import FeatureSet\n\n"
-BODY = '''
+BODY = """
 def inputs_of(features):
     inputs = {n: keras.Input(shape=(1,), name=n, dtype="float32") for n in features.numeric}
     inputs.update({n: keras.Input(shape=(1,), name=n, dtype="int64") for n in features.categorical})
@@ -21,18 +21,26 @@ def inputs_of(features):
 def head(inputs, units):
     x = keras.layers.Concatenate()([keras.ops.cast(v, "float32") for v in inputs.values()])
     return keras.layers.Dense(units, activation="softmax")(x)
-'''
+"""
 MODULES = {
-    "raises": ("def build_model(hparams, features):\n    raise ValueError('hidden must be a list of ints')\n",
-               ["model.module: build_model raised ValueError: hidden must be a list of ints"]),
-    "wrong_output_width": ("def build_model(hparams, features):\n    inputs = inputs_of(features)\n"
-                           "    return keras.Model(inputs, head(inputs, 2))\n",
-                           ["build_model's output has 2 units; the label 'species' has 3 classes", "expected 3"]),
-    "not_a_model": ("def build_model(hparams, features):\n    return {'layers': [32, 16]}\n",
-                    ["build_model returned dict; expected a keras.Model"]),
-    "missing_input": ("def build_model(hparams, features):\n    inputs = inputs_of(features)\n"
-                      "    inputs.pop('island')\n    return keras.Model(inputs, head(inputs, 3))\n",
-                      ["build_model's model has no input named 'island'"]),
+    "raises": (
+        "def build_model(hparams, features):\n    raise ValueError('hidden must be a list of ints')\n",
+        ["model.module: build_model raised ValueError: hidden must be a list of ints"],
+    ),
+    "wrong_output_width": (
+        "def build_model(hparams, features):\n    inputs = inputs_of(features)\n"
+        "    return keras.Model(inputs, head(inputs, 2))\n",
+        ["build_model's output has 2 units; the label 'species' has 3 classes", "expected 3"],
+    ),
+    "not_a_model": (
+        "def build_model(hparams, features):\n    return {'layers': [32, 16]}\n",
+        ["build_model returned dict; expected a keras.Model"],
+    ),
+    "missing_input": (
+        "def build_model(hparams, features):\n    inputs = inputs_of(features)\n"
+        "    inputs.pop('island')\n    return keras.Model(inputs, head(inputs, 3))\n",
+        ["build_model's model has no input named 'island'"],
+    ),
 }
 
 

@@ -1,7 +1,6 @@
 """Bad requests to a real `keel serve` on 127.0.0.1: a 4xx with a one-line `error`, and the server
 keeps answering good requests (with nothing from the bad one in the request log)."""
 
-
 import pytest
 
 from serving_helpers import FEATURES, Server, eval_examples, instance, logged_requests, serving_copy, wait_for_logged
@@ -18,8 +17,14 @@ def server(penguin_runs, tmp_path_factory):
     assert code in (0, -15), out
 
 
-ROW = {"bill_length_mm": 40.0, "bill_depth_mm": 18.0, "flipper_length_mm": 190, "body_mass_g": 3800,
-       "island": "Dream", "sex": "male"}
+ROW = {
+    "bill_length_mm": 40.0,
+    "bill_depth_mm": 18.0,
+    "flipper_length_mm": 190,
+    "body_mass_g": 3800,
+    "island": "Dream",
+    "sex": "male",
+}
 TEN_MB = b'{"instances": [' + b" " * (10 << 20) + b"]}"
 
 
@@ -31,29 +36,46 @@ CASES = {
     "missing_feature": (post(json={"instances": [{"bill_length_mm": 40.0}]}), 400, "missing feature 'bill_depth_mm'"),
     "extra_feature": (post(json={"instances": [{**ROW, "beak": 1}]}), 400, "unknown feature 'beak'"),
     "wrong_dtype": (post(json={"instances": [{**ROW, "sex": 3}]}), 400, "feature 'sex': expected a string"),
-    "text_for_a_number": (post(json={"inputs": {**{k: [v] for k, v in ROW.items()}, "body_mass_g": ["heavy"]}}), 400,
-                          "feature 'body_mass_g': expected a number"),
+    "text_for_a_number": (
+        post(json={"inputs": {**{k: [v] for k, v in ROW.items()}, "body_mass_g": ["heavy"]}}),
+        400,
+        "feature 'body_mass_g': expected a number",
+    ),
     "wrong_shape": (post(json={"instances": [{**ROW, "bill_length_mm": [40.0, 41.0]}]}), 400, "'bill_length_mm'"),
-    "ragged_columns": (post(json={"inputs": {**{k: [v] for k, v in ROW.items()}, "island": ["Dream", "Biscoe"]}}),
-                       400, "every list in 'inputs' must have the same length"),
-    "instances_differ": (post(json={"instances": [ROW, {k: v for k, v in ROW.items() if k != "sex"}]}), 400,
-                         "instances[1] lacks feature 'sex'"),
+    "ragged_columns": (
+        post(json={"inputs": {**{k: [v] for k, v in ROW.items()}, "island": ["Dream", "Biscoe"]}}),
+        400,
+        "every list in 'inputs' must have the same length",
+    ),
+    "instances_differ": (
+        post(json={"instances": [ROW, {k: v for k, v in ROW.items() if k != "sex"}]}),
+        400,
+        "instances[1] lacks feature 'sex'",
+    ),
     "both_forms": (post(json={"instances": [ROW], "inputs": {}}), 400, "exactly one of 'instances'"),
     "empty_instances": (post(json={"instances": []}), 400, "'instances' must be a non-empty list"),
     "not_an_object": (post(json=[ROW]), 400, "the body must be a JSON object"),
     "invalid_json": (post(content=b'{"instances": [{'), 400, "the body is not valid JSON"),
     "not_utf8": (post(content=b'{"instances": ["\xff"]}'), 400, "the body is not valid JSON"),
-    "unknown_signature": (post(json={"signature_name": "nope", "instances": [ROW]}), 400,
-                          "signature 'nope' not found"),
+    "unknown_signature": (post(json={"signature_name": "nope", "instances": [ROW]}), 400, "signature 'nope' not found"),
     "ten_mb_body": (post(content=TEN_MB), 413, "the limit is 4194304 (--max-body-bytes)"),
     "unknown_model": (post("/v1/models/gull:predict", json={"instances": [ROW]}), 404, "model 'gull' is not served"),
-    "unknown_version": (post("/v1/models/penguin/versions/7:predict", json={"instances": [ROW]}), 404,
-                        "version '7' of 'penguin' is not being served"),
-    "version_not_a_number": (post("/v1/models/penguin/versions/latest:predict", json={"instances": [ROW]}), 404,
-                             "version 'latest' is not a version number"),
+    "unknown_version": (
+        post("/v1/models/penguin/versions/7:predict", json={"instances": [ROW]}),
+        404,
+        "version '7' of 'penguin' is not being served",
+    ),
+    "version_not_a_number": (
+        post("/v1/models/penguin/versions/latest:predict", json={"instances": [ROW]}),
+        404,
+        "version 'latest' is not a version number",
+    ),
     "unknown_endpoint": (lambda s: s.client.get("/v2/models"), 404, "no such endpoint"),
-    "bad_request_id": (post(json={"instances": [ROW]}, headers={"X-Request-Id": "x" * 200}), 400,
-                       "X-Request-Id header must be at most 128 printable characters"),
+    "bad_request_id": (
+        post(json={"instances": [ROW]}, headers={"X-Request-Id": "x" * 200}),
+        400,
+        "X-Request-Id header must be at most 128 printable characters",
+    ),
 }
 
 

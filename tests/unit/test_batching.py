@@ -34,8 +34,10 @@ async def serve(batcher: MicroBatcher, requests: list[tuple], return_exceptions:
     """Starts `batcher`, submits every (key, model, columns) at once, stops it; returns the answers in order."""
     await batcher.start()
     try:
-        return await asyncio.gather(*(batcher.submit(key, model, columns, len(columns["x"]))
-                                      for key, model, columns in requests), return_exceptions=return_exceptions)
+        return await asyncio.gather(
+            *(batcher.submit(key, model, columns, len(columns["x"])) for key, model, columns in requests),
+            return_exceptions=return_exceptions,
+        )
     finally:
         await batcher.stop()
 
@@ -44,8 +46,9 @@ def test_concurrent_requests_share_one_call_and_each_gets_its_own_rows():
     model = Model()
     # A batch that fills exactly starts at once, so the long wait is never waited.
     batcher = MicroBatcher(max_batch_size=6, max_wait_s=60)
-    answers = asyncio.run(serve(batcher, [("v1", model, rows(1, 2)), ("v1", model, rows(3, 4)),
-                                          ("v1", model, rows(5, 6))]))
+    answers = asyncio.run(
+        serve(batcher, [("v1", model, rows(1, 2)), ("v1", model, rows(3, 4)), ("v1", model, rows(5, 6))])
+    )
     assert model.calls == [[1, 2, 3, 4, 5, 6]]
     assert [a["y"].tolist() for a in answers] == [[10, 20], [30, 40], [50, 60]]
     assert [a["z"].tolist() for a in answers] == [[1.5, 2.5], [3.5, 4.5], [5.5, 6.5]]
@@ -63,8 +66,9 @@ def test_batches_never_exceed_the_maximum_and_keep_request_order():
 
 def test_a_request_larger_than_the_maximum_runs_alone():
     model = Model()
-    answers = asyncio.run(serve(MicroBatcher(max_batch_size=2, max_wait_s=60),
-                                [("v1", model, rows(1, 2, 3)), ("v1", model, rows(4, 5))]))
+    answers = asyncio.run(
+        serve(MicroBatcher(max_batch_size=2, max_wait_s=60), [("v1", model, rows(1, 2, 3)), ("v1", model, rows(4, 5))])
+    )
     assert model.calls == [[1, 2, 3], [4, 5]]
     assert [a["y"].tolist() for a in answers] == [[10, 20, 30], [40, 50]]
 
@@ -77,8 +81,12 @@ def test_a_partial_batch_runs_after_the_wait():
 
 def test_requests_with_different_keys_are_never_mixed():
     one, two = Model(), Model()
-    answers = asyncio.run(serve(MicroBatcher(max_batch_size=4, max_wait_s=60), [
-        ("v1", one, rows(1, 2)), ("v2", two, rows(3, 4)), ("v1", one, rows(5, 6)), ("v2", two, rows(7, 8))]))
+    answers = asyncio.run(
+        serve(
+            MicroBatcher(max_batch_size=4, max_wait_s=60),
+            [("v1", one, rows(1, 2)), ("v2", two, rows(3, 4)), ("v1", one, rows(5, 6)), ("v2", two, rows(7, 8))],
+        )
+    )
     assert one.calls == [[1, 2, 5, 6]] and two.calls == [[3, 4, 7, 8]]
     assert [a["y"].tolist() for a in answers] == [[10, 20], [30, 40], [50, 60], [70, 80]]
 
@@ -90,10 +98,14 @@ def test_a_model_error_reaches_every_caller_in_the_batch_and_the_next_batch_stil
         batcher = MicroBatcher(max_batch_size=4, max_wait_s=60)
         await batcher.start()
         try:
-            failed = await asyncio.gather(batcher.submit("v1", failing, rows(1, 2), 2),
-                                          batcher.submit("v1", failing, rows(3, 4), 2), return_exceptions=True)
-            after = await asyncio.gather(batcher.submit("v1", working, rows(5, 6), 2),
-                                         batcher.submit("v1", working, rows(7, 8), 2))
+            failed = await asyncio.gather(
+                batcher.submit("v1", failing, rows(1, 2), 2),
+                batcher.submit("v1", failing, rows(3, 4), 2),
+                return_exceptions=True,
+            )
+            after = await asyncio.gather(
+                batcher.submit("v1", working, rows(5, 6), 2), batcher.submit("v1", working, rows(7, 8), 2)
+            )
         finally:
             await batcher.stop()
         return failed, after, batcher

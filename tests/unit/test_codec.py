@@ -9,8 +9,11 @@ import tensorflow as tf
 
 from keel.serving.codec import RequestError, parse_body, render, to_arrays
 
-SIGNATURE = {"island": tf.TensorSpec([None], tf.string), "bill_length_mm": tf.TensorSpec([None], tf.float32),
-             "year": tf.TensorSpec([None], tf.int64)}
+SIGNATURE = {
+    "island": tf.TensorSpec([None], tf.string),
+    "bill_length_mm": tf.TensorSpec([None], tf.float32),
+    "year": tf.TensorSpec([None], tf.int64),
+}
 SERIALIZED = {"examples": tf.TensorSpec([None], tf.string)}
 
 
@@ -20,8 +23,14 @@ def arrays(body: dict, signature: dict = SIGNATURE) -> dict[str, np.ndarray]:
 
 
 def test_row_and_columnar_forms_give_the_same_typed_columns():
-    rows = arrays({"instances": [{"island": "Biscoe", "bill_length_mm": 39.1, "year": 2007},
-                                 {"island": "Dream", "bill_length_mm": 40, "year": 2008}]})
+    rows = arrays(
+        {
+            "instances": [
+                {"island": "Biscoe", "bill_length_mm": 39.1, "year": 2007},
+                {"island": "Dream", "bill_length_mm": 40, "year": 2008},
+            ]
+        }
+    )
     columns = arrays({"inputs": {"island": ["Biscoe", "Dream"], "bill_length_mm": [39.1, 40], "year": [2007, 2008]}})
     for typed in (rows, columns):
         assert typed["island"].tolist() == [b"Biscoe", b"Dream"]
@@ -50,39 +59,63 @@ def test_b64_strings_and_bare_values_for_a_one_input_signature():
     assert arrays({"inputs": [{"b64": encoded}, "plain"]}, SERIALIZED)["examples"].tolist() == [payload, b"plain"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ([1, 2], "the body must be a JSON object with 'instances' or 'inputs', got list"),
-    ({}, "the body must have exactly one of 'instances' (row form) or 'inputs' (columnar form)"),
-    ({"instances": [], "inputs": {}}, "the body must have exactly one of"),
-    ({"instance": [1]}, "unknown key 'instance' in the body"),
-    ({"instances": [1], "signature_name": 3}, "'signature_name' must be a string, got 3"),
-    ({"instances": []}, "'instances' must be a non-empty list"),
-    ({"instances": [{"year": 1}, 2]}, "'instances' mixes objects and bare values"),
-    ({"instances": [{"year": 1}, {"year": 2, "island": "x"}]},
-     "instances[1] has feature 'island' unlike instances[0]"),
-    ({"instances": [{"year": 1, "island": "x"}, {"year": 2}]},
-     "instances[1] lacks feature 'island' unlike instances[0]"),
-    ({"inputs": {"year": [1, 2], "island": ["x"]}}, "every list in 'inputs' must have the same length, got lengths [1, 2]"),
-    ({"inputs": {"year": []}}, "inputs['year'] must be a non-empty list of values"),
-    ({"inputs": 3}, "'inputs' must be a non-empty object"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ([1, 2], "the body must be a JSON object with 'instances' or 'inputs', got list"),
+        ({}, "the body must have exactly one of 'instances' (row form) or 'inputs' (columnar form)"),
+        ({"instances": [], "inputs": {}}, "the body must have exactly one of"),
+        ({"instance": [1]}, "unknown key 'instance' in the body"),
+        ({"instances": [1], "signature_name": 3}, "'signature_name' must be a string, got 3"),
+        ({"instances": []}, "'instances' must be a non-empty list"),
+        ({"instances": [{"year": 1}, 2]}, "'instances' mixes objects and bare values"),
+        (
+            {"instances": [{"year": 1}, {"year": 2, "island": "x"}]},
+            "instances[1] has feature 'island' unlike instances[0]",
+        ),
+        (
+            {"instances": [{"year": 1, "island": "x"}, {"year": 2}]},
+            "instances[1] lacks feature 'island' unlike instances[0]",
+        ),
+        (
+            {"inputs": {"year": [1, 2], "island": ["x"]}},
+            "every list in 'inputs' must have the same length, got lengths [1, 2]",
+        ),
+        ({"inputs": {"year": []}}, "inputs['year'] must be a non-empty list of values"),
+        ({"inputs": 3}, "'inputs' must be a non-empty object"),
+    ],
+)
 def test_malformed_bodies_name_what_is_wrong(body, message):
     with pytest.raises(RequestError) as caught:
         parse_body(body)
     assert message in str(caught.value)
 
 
-@pytest.mark.parametrize("instance, message", [
-    ({"island": "x", "bill_length_mm": 1.0}, "missing feature 'year'; the signature takes: bill_length_mm, island, year"),
-    ({"island": "x", "bill_length_mm": 1.0, "year": 1, "sex": "m"}, "unknown feature 'sex'"),
-    ({"island": "x", "bill_length_mm": "long", "year": 1},
-     "feature 'bill_length_mm': expected a number or null (float32), got 'long'"),
-    ({"island": "x", "bill_length_mm": True, "year": 1}, "feature 'bill_length_mm': expected a number or null"),
-    ({"island": "x", "bill_length_mm": 1.0, "year": 2007.5}, "feature 'year': expected an integer (int64), got 2007.5"),
-    ({"island": "x", "bill_length_mm": 1.0, "year": None}, "feature 'year': expected an integer (int64), got None"),
-    ({"island": 3, "bill_length_mm": 1.0, "year": 1}, "feature 'island': expected a string, {\"b64\": ...} or null, got 3"),
-    ({"island": {"b64": "%%%"}, "bill_length_mm": 1.0, "year": 1}, "feature 'island': '%%%' is not valid base64"),
-])
+@pytest.mark.parametrize(
+    "instance, message",
+    [
+        (
+            {"island": "x", "bill_length_mm": 1.0},
+            "missing feature 'year'; the signature takes: bill_length_mm, island, year",
+        ),
+        ({"island": "x", "bill_length_mm": 1.0, "year": 1, "sex": "m"}, "unknown feature 'sex'"),
+        (
+            {"island": "x", "bill_length_mm": "long", "year": 1},
+            "feature 'bill_length_mm': expected a number or null (float32), got 'long'",
+        ),
+        ({"island": "x", "bill_length_mm": True, "year": 1}, "feature 'bill_length_mm': expected a number or null"),
+        (
+            {"island": "x", "bill_length_mm": 1.0, "year": 2007.5},
+            "feature 'year': expected an integer (int64), got 2007.5",
+        ),
+        ({"island": "x", "bill_length_mm": 1.0, "year": None}, "feature 'year': expected an integer (int64), got None"),
+        (
+            {"island": 3, "bill_length_mm": 1.0, "year": 1},
+            "feature 'island': expected a string, {\"b64\": ...} or null, got 3",
+        ),
+        ({"island": {"b64": "%%%"}, "bill_length_mm": 1.0, "year": 1}, "feature 'island': '%%%' is not valid base64"),
+    ],
+)
 def test_values_that_do_not_fit_the_signature_name_the_feature(instance, message):
     with pytest.raises(RequestError) as caught:
         arrays({"instances": [instance]})
@@ -104,11 +137,15 @@ def test_render_answers_in_the_request_form():
     classes = np.array([b"Adelie", b"Gentoo"], dtype=object)
     assert render({"probabilities": probabilities}, columnar=False) == {"predictions": probabilities.tolist()}
     assert render({"probabilities": probabilities}, columnar=True) == {"outputs": probabilities.tolist()}
-    assert render({"probabilities": probabilities, "classes": classes}, columnar=False) == {"predictions": [
-        {"probabilities": probabilities[0].tolist(), "classes": "Adelie"},
-        {"probabilities": probabilities[1].tolist(), "classes": "Gentoo"}]}
-    assert render({"probabilities": probabilities, "classes": classes}, columnar=True) == {"outputs": {
-        "probabilities": probabilities.tolist(), "classes": ["Adelie", "Gentoo"]}}
+    assert render({"probabilities": probabilities, "classes": classes}, columnar=False) == {
+        "predictions": [
+            {"probabilities": probabilities[0].tolist(), "classes": "Adelie"},
+            {"probabilities": probabilities[1].tolist(), "classes": "Gentoo"},
+        ]
+    }
+    assert render({"probabilities": probabilities, "classes": classes}, columnar=True) == {
+        "outputs": {"probabilities": probabilities.tolist(), "classes": ["Adelie", "Gentoo"]}
+    }
 
 
 def test_nested_byte_strings_decode_and_bad_utf8_is_replaced():

@@ -5,8 +5,11 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from keel.registry.diff import schema_changes, spec_changes
 
-SPEC = {"pipeline": {"name": "penguin"}, "train": {"steps": 200, "seed": 42},
-        "model": {"module": "m.py", "hparams": {"hidden": [32], "learning_rate": 0.01}}}
+SPEC = {
+    "pipeline": {"name": "penguin"},
+    "train": {"steps": 200, "seed": 42},
+    "model": {"module": "m.py", "hparams": {"hidden": [32], "learning_rate": 0.01}},
+}
 
 
 def schema(text: str) -> schema_pb2.Schema:
@@ -28,8 +31,14 @@ def test_changed_fields_are_named_by_their_dotted_path():
 
 def test_hparams_compare_as_one_value():
     changed = {**SPEC, "model": {"module": "m.py", "hparams": {"hidden": [8], "learning_rate": 0.01}}}
-    assert spec_changes(SPEC, changed) == [{"field": "model.hparams", "a": SPEC["model"]["hparams"],
-                                            "b": {"hidden": [8], "learning_rate": 0.01}, "absent": []}]
+    assert spec_changes(SPEC, changed) == [
+        {
+            "field": "model.hparams",
+            "a": SPEC["model"]["hparams"],
+            "b": {"hidden": [8], "learning_rate": 0.01},
+            "absent": [],
+        }
+    ]
 
 
 def test_a_field_only_one_side_records_is_marked_absent():
@@ -40,13 +49,18 @@ def test_a_field_only_one_side_records_is_marked_absent():
 
 def test_schema_changes_name_added_removed_and_retyped_features():
     other = schema('feature { name: "island" type: INT } feature { name: "sex" type: BYTES }')
-    assert schema_changes(BASE, other) == ["feature 'sex' added", "feature 'bill_length_mm' removed",
-                                           "feature 'island': type BYTES -> INT"]
+    assert schema_changes(BASE, other) == [
+        "feature 'sex' added",
+        "feature 'bill_length_mm' removed",
+        "feature 'island': type BYTES -> INT",
+    ]
 
 
 def test_a_changed_constraint_is_reported_and_a_missing_schema_compares_as_no_change():
-    stricter = schema('feature { name: "island" type: BYTES presence { min_fraction: 1.0 } } '
-                      'feature { name: "bill_length_mm" type: FLOAT }')
+    stricter = schema(
+        'feature { name: "island" type: BYTES presence { min_fraction: 1.0 } } '
+        'feature { name: "bill_length_mm" type: FLOAT }'
+    )
     assert schema_changes(BASE, stricter) == ["feature 'island': constraints changed (presence, shape or domain)"]
     assert schema_changes(BASE, BASE) == []
     assert schema_changes(None, BASE) == []

@@ -9,10 +9,12 @@ from keel.export.variants import VARIANTS
 
 def measured() -> list[Measurement]:
     """Four variants as a parity run measures them: smaller ones lose a little accuracy."""
-    return [Measurement("float32", 0.980, size_bytes=40_000, accuracy_drop=0.000),
-            Measurement("float16", 0.980, size_bytes=21_000, accuracy_drop=0.000),
-            Measurement("dynamic", 0.977, size_bytes=12_000, accuracy_drop=0.003),
-            Measurement("int8", 0.960, size_bytes=11_000, accuracy_drop=0.020)]
+    return [
+        Measurement("float32", 0.980, size_bytes=40_000, accuracy_drop=0.000),
+        Measurement("float16", 0.980, size_bytes=21_000, accuracy_drop=0.000),
+        Measurement("dynamic", 0.977, size_bytes=12_000, accuracy_drop=0.003),
+        Measurement("int8", 0.960, size_bytes=11_000, accuracy_drop=0.020),
+    ]
 
 
 def test_the_gate_passes_variants_within_the_accuracy_drop():
@@ -65,8 +67,13 @@ def test_no_passing_variant_chooses_none_and_the_table_says_why():
 def test_policy_from_the_spec_section_keeps_its_settings_and_ignores_other_keys():
     section = LiteSection(variants=["int8", "float16"], choose="most_accurate", max_accuracy_drop=0.01)
     policy = LitePolicy.from_dict({**section.model_dump(), "not_a_policy_key": 1})
-    assert policy == LitePolicy(variants=("int8", "float16"), choose="most_accurate", max_accuracy_drop=0.01,
-                                max_size_bytes=None, representative_rows=200)
+    assert policy == LitePolicy(
+        variants=("int8", "float16"),
+        choose="most_accurate",
+        max_accuracy_drop=0.01,
+        max_size_bytes=None,
+        representative_rows=200,
+    )
 
 
 def test_the_default_policy_matches_the_spec_defaults():

@@ -24,11 +24,21 @@ def test_a_numeric_label_is_left_out_too():
 
 def test_dtype_kinds():
     assert [dtype_kind(d) for d in (tf.float32, tf.float64, tf.int64, tf.int32, tf.string)] == [
-        "float", "float", "int", "int", "string"]
+        "float",
+        "float",
+        "int",
+        "int",
+        "string",
+    ]
 
 
 def test_feature_set_names_and_classes():
-    features = FeatureSet(numeric=["bill_length_mm"], categorical={"island": 4}, label="species",
-                          label_vocabulary=["Adelie", "Chinstrap", "Gentoo"], raw_inputs=["bill_length_mm", "island"])
+    features = FeatureSet(
+        numeric=["bill_length_mm"],
+        categorical={"island": 4},
+        label="species",
+        label_vocabulary=["Adelie", "Chinstrap", "Gentoo"],
+        raw_inputs=["bill_length_mm", "island"],
+    )
     assert features.names == ["bill_length_mm", "island"]
     assert features.num_classes == 3

@@ -17,21 +17,25 @@ DEBIAN_12, DEBIAN_13, UBUNTU_2204, UBUNTU_2404 = (2, 36), (2, 41), (2, 35), (2, 
 def found(*versions, venv=True):
     """Candidates as interpreters() gives them: (name, path, version, has venv), None for one that does
     not run."""
-    return [(f"python{v[0]}.{v[1]}" if v else "python3.13", f"/usr/bin/python{i}", v, venv)
-            for i, v in enumerate(versions)]
+    return [
+        (f"python{v[0]}.{v[1]}" if v else "python3.13", f"/usr/bin/python{i}", v, venv) for i, v in enumerate(versions)
+    ]
 
 
-@pytest.mark.parametrize("glibc, versions, stack", [
-    (DEBIAN_13, [(3, 13)], "tfx1.21-py3.13-glibc2.39"),
-    (UBUNTU_2404, [(3, 12)], "tfx1.21-py3.12-glibc2.39"),
-    (UBUNTU_2404, [(3, 13), (3, 12)], "tfx1.21-py3.13-glibc2.39"),
-    (DEBIAN_13, [(3, 11)], "tfx1.21-py3.11-glibc2.39"),
-    (DEBIAN_12, [(3, 11)], "tfx1.16-py3.11"),
-    (UBUNTU_2204, [(3, 10)], "tfx1.16-py3.10"),
-    # a pyenv 3.13 on Debian 12 has no stack there: the next interpreter is taken
-    (DEBIAN_12, [(3, 13), (3, 12), (3, 11)], "tfx1.16-py3.11"),
-    (DEBIAN_12, [None, (3, 11)], "tfx1.16-py3.11"),
-])
+@pytest.mark.parametrize(
+    "glibc, versions, stack",
+    [
+        (DEBIAN_13, [(3, 13)], "tfx1.21-py3.13-glibc2.39"),
+        (UBUNTU_2404, [(3, 12)], "tfx1.21-py3.12-glibc2.39"),
+        (UBUNTU_2404, [(3, 13), (3, 12)], "tfx1.21-py3.13-glibc2.39"),
+        (DEBIAN_13, [(3, 11)], "tfx1.21-py3.11-glibc2.39"),
+        (DEBIAN_12, [(3, 11)], "tfx1.16-py3.11"),
+        (UBUNTU_2204, [(3, 10)], "tfx1.16-py3.10"),
+        # a pyenv 3.13 on Debian 12 has no stack there: the next interpreter is taken
+        (DEBIAN_12, [(3, 13), (3, 12), (3, 11)], "tfx1.16-py3.11"),
+        (DEBIAN_12, [None, (3, 11)], "tfx1.16-py3.11"),
+    ],
+)
 def test_the_newest_stack_the_host_can_run_is_the_default(glibc, versions, stack):
     path, py, chosen, reason = install.choose(None, found(*versions), glibc)
     assert chosen == stack
@@ -68,8 +72,11 @@ def test_a_requested_stack_needs_its_python_and_glibc():
 
 def test_every_stack_has_a_lock_that_pins_everything():
     for stack in install.STACKS:
-        lines = [l for l in (REPO / "constraints" / f"{stack}.txt").read_text().splitlines()
-                 if l.strip() and not l.startswith("#")]
+        lines = [
+            l
+            for l in (REPO / "constraints" / f"{stack}.txt").read_text().splitlines()
+            if l.strip() and not l.startswith("#")
+        ]
         assert lines and all("==" in l for l in lines), stack
 
 
@@ -79,11 +86,14 @@ def test_a_shim_that_does_not_run_does_not_hide_the_interpreter_further_down_pat
     (shims / "python3.13").write_text("#!/bin/sh\necho 'pyenv: python3.13: command not found' >&2\nexit 127\n")
     (shims / "python3.13").chmod(0o755)
     (system / "python3.13").symlink_to(sys.executable)
-    found = {name: (path, version, venv) for name, path, version, venv in
-             install.interpreters(None, search_path=f"{shims}:{system}")}
+    found = {
+        name: (path, version, venv)
+        for name, path, version, venv in install.interpreters(None, search_path=f"{shims}:{system}")
+    }
     assert found["python3.13"] == (str(system / "python3.13"), sys.version_info[:2], True)
     assert "python3.12" not in found
     (system / "python3.13").unlink()
-    (name, path, version, venv), = [c for c in install.interpreters(None, search_path=str(shims))
-                                    if c[0] == "python3.13"]
+    ((name, path, version, venv),) = [
+        c for c in install.interpreters(None, search_path=str(shims)) if c[0] == "python3.13"
+    ]
     assert (path, version, venv) == (str(shims / "python3.13"), None, False)

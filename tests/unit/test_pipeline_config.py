@@ -20,8 +20,12 @@ def spec_with(tmp_path, overrides: dict | None = None):
 def test_every_config_survives_encode_and_decode(tmp_path):
     spec = spec_with(tmp_path, {"export.lite.variants": ["float32", "int8"]})
     code = config.model_code(spec, "/image/models/tabular.py")
-    for built in [config.gate_config(spec), config.transform_config(spec, code), config.trainer_config(spec, code),
-                  config.lite_export_config(spec)]:
+    for built in [
+        config.gate_config(spec),
+        config.transform_config(spec, code),
+        config.trainer_config(spec, code),
+        config.lite_export_config(spec),
+    ]:
         written = json.dumps(config.encode(built), sort_keys=True)
         assert config.decode(type(built), written) == built
         assert config.decode(type(built), json.loads(written)) == built

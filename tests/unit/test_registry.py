@@ -59,7 +59,10 @@ def stages(workdir: Path) -> dict[str, str]:
 def test_pushed_versions_are_numbered_in_push_order_as_candidates(workdir):
     found = versions(new_store(workdir))
     assert [(v.index, v.version, v.stage) for v in found] == [
-        (1, "1001", CANDIDATE), (2, "1002", CANDIDATE), (3, "1003", CANDIDATE)]
+        (1, "1001", CANDIDATE),
+        (2, "1002", CANDIDATE),
+        (3, "1003", CANDIDATE),
+    ]
     assert found[0].destination == str(workdir / "serving" / "penguin" / "1001")
 
 
@@ -69,8 +72,9 @@ def test_a_version_is_found_by_name_or_index_and_an_unknown_one_lists_the_choice
     assert find(store, "3").version == "1003"
     with pytest.raises(RegistryError) as caught:
         find(store, "4")
-    assert str(caught.value) == ("model version '4' is not in the registry; expected an index or version: "
-                                 "1 (1001), 2 (1002), 3 (1003)")
+    assert str(caught.value) == (
+        "model version '4' is not in the registry; expected an index or version: 1 (1001), 2 (1002), 3 (1003)"
+    )
 
 
 def test_an_empty_registry_says_nothing_was_pushed(tmp_path):
@@ -98,8 +102,11 @@ def test_other_stages_only_move_the_named_version(workdir):
     promote(workdir, "1001")
     assert promote(workdir, "1002", to=ARCHIVED).stage == ARCHIVED
     assert stages(workdir) == {"1001": PRODUCTION, "1002": ARCHIVED, "1003": CANDIDATE}
-    with pytest.raises(RegistryError, match=r"--to 'staging': unknown stage; expected one of: candidate, production, "
-                                            r"archived"):
+    with pytest.raises(
+        RegistryError,
+        match=r"--to 'staging': unknown stage; expected one of: candidate, production, "
+        r"archived",
+    ):
         promote(workdir, "1003", to="staging")
 
 
@@ -134,13 +141,36 @@ def test_no_store_means_no_production_version(tmp_path):
 
 
 def test_the_list_shows_each_version_with_its_metrics():
-    rows = [Entry(index=1, version="1001", stage=PRODUCTION, destination="/s/1001", pushed_ms=0, model_artifact_id=7,
-                  metrics={"sparse_categorical_accuracy": 0.98, "example_count": 67, "loss_diff": 0.1}),
-            Entry(index=2, version="1002", stage=CANDIDATE, destination="/s/1002", pushed_ms=86_400_000,
-                  model_artifact_id=9, metrics={"sparse_categorical_accuracy": 0.5})]
+    rows = [
+        Entry(
+            index=1,
+            version="1001",
+            stage=PRODUCTION,
+            destination="/s/1001",
+            pushed_ms=0,
+            model_artifact_id=7,
+            metrics={"sparse_categorical_accuracy": 0.98, "example_count": 67, "loss_diff": 0.1},
+        ),
+        Entry(
+            index=2,
+            version="1002",
+            stage=CANDIDATE,
+            destination="/s/1002",
+            pushed_ms=86_400_000,
+            model_artifact_id=9,
+            metrics={"sparse_categorical_accuracy": 0.5},
+        ),
+    ]
     header, first, second = render_list(rows).splitlines()
-    assert header.split() == ["#", "version", "stage", "pushed", "(UTC)", "example_count",
-                              "sparse_categorical_accuracy"]
+    assert header.split() == [
+        "#",
+        "version",
+        "stage",
+        "pushed",
+        "(UTC)",
+        "example_count",
+        "sparse_categorical_accuracy",
+    ]
     assert first.split() == ["1", "1001", "production", "1970-01-01", "00:00:00", "67", "0.9800"]
     assert second.split() == ["2", "1002", "candidate", "1970-01-02", "00:00:00", "-", "0.5000"]
     assert "lineage" not in rows[0].to_dict() and rows[0].to_dict()["metrics"]["example_count"] == 67

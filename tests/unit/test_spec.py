@@ -28,32 +28,41 @@ def test_the_test_penguin_spec_is_valid(tmp_path):
 
 def test_unknown_key_names_the_path_and_suggests_the_right_one(tmp_path):
     message = error_of(tmp_path, penguin_data(), {"train.steps": None, "train.stpes": 200})
-    assert message == ("bad.toml: train.stpes: unknown key in [train] (did you mean 'steps'?); "
-                       "expected one of: steps, eval_steps, batch_size, seed, jit_compile, accelerator, tpu, "
-                       "precision")
+    assert message == (
+        "bad.toml: train.stpes: unknown key in [train] (did you mean 'steps'?); "
+        "expected one of: steps, eval_steps, batch_size, seed, jit_compile, accelerator, tpu, "
+        "precision"
+    )
 
 
 def test_unknown_section(tmp_path):
     data = penguin_data()
     data["training"] = data.pop("train")
     assert error_of(tmp_path, data).startswith(
-        "bad.toml: training: unknown key in the top level (did you mean 'train'?)")
+        "bad.toml: training: unknown key in the top level (did you mean 'train'?)"
+    )
 
 
 def test_wrong_type_quotes_the_value(tmp_path):
     message = error_of(tmp_path, penguin_data(), {"train.steps": "many"})
-    assert message == "bad.toml: train.steps: got 'many'; input should be a valid integer, unable to parse string as an integer"
+    assert (
+        message
+        == "bad.toml: train.steps: got 'many'; input should be a valid integer, unable to parse string as an integer"
+    )
 
 
 def test_threshold_out_of_range(tmp_path):
     assert error_of(tmp_path, penguin_data(threshold=1.5)) == (
-        "bad.toml: eval.threshold: got 1.5; input should be less than or equal to 1")
+        "bad.toml: eval.threshold: got 1.5; input should be less than or equal to 1"
+    )
 
 
 def test_label_not_in_the_data(tmp_path):
     message = error_of(tmp_path, penguin_data(), {"data.label": "specie"})
-    assert message.startswith("bad.toml: data.label: 'specie' is not a column of builtin:penguins; expected one of: "
-                              "species, island, bill_length_mm")
+    assert message.startswith(
+        "bad.toml: data.label: 'specie' is not a column of builtin:penguins; expected one of: "
+        "species, island, bill_length_mm"
+    )
 
 
 def test_feature_not_in_the_data(tmp_path):
@@ -62,17 +71,19 @@ def test_feature_not_in_the_data(tmp_path):
 
 
 def test_a_feature_listed_twice_or_as_the_label(tmp_path):
-    message = error_of(tmp_path, penguin_data(), {"features.categorical": ["island", "sex", "body_mass_g",
-                                                                          "species"]})
+    message = error_of(tmp_path, penguin_data(), {"features.categorical": ["island", "sex", "body_mass_g", "species"]})
     assert message.splitlines() == [
         "bad.toml: features: 'body_mass_g' is listed as both numeric and categorical",
-        "bad.toml: features.categorical: the label 'species' cannot also be a feature"]
+        "bad.toml: features.categorical: the label 'species' cannot also be a feature",
+    ]
 
 
 def test_several_problems_are_one_line_each(tmp_path):
     lines = error_of(tmp_path, penguin_data(steps=0), {"train.batch_size": -1}).splitlines()
-    assert lines == ["bad.toml: train.steps: got 0; input should be greater than or equal to 1",
-                     "bad.toml: train.batch_size: got -1; input should be greater than or equal to 1"]
+    assert lines == [
+        "bad.toml: train.steps: got 0; input should be greater than or equal to 1",
+        "bad.toml: train.batch_size: got -1; input should be greater than or equal to 1",
+    ]
 
 
 def test_missing_required_key(tmp_path):
@@ -102,7 +113,8 @@ def test_missing_model_module(tmp_path):
 def test_unknown_builtin(tmp_path):
     assert error_of(tmp_path, penguin_data(source="builtin:pinguins")) == (
         "bad.toml: data.source: 'builtin:pinguins' is not a builtin data set; "
-        "expected one of: builtin:penguins, builtin:taxi, builtin:digits")
+        "expected one of: builtin:penguins, builtin:taxi, builtin:digits"
+    )
 
 
 def test_schema_file_that_does_not_parse(tmp_path):
@@ -128,5 +140,7 @@ def test_resolved_spec_round_trips_through_toml(tmp_path):
 def test_merged_sets_creates_and_removes_dotted_keys():
     base = {"train": {"steps": 1, "seed": 2}}
     assert merged(base, {"train.steps": 5, "train.seed": None, "beam.runner": "DirectRunner"}) == {
-        "train": {"steps": 5}, "beam": {"runner": "DirectRunner"}}
+        "train": {"steps": 5},
+        "beam": {"runner": "DirectRunner"},
+    }
     assert base == {"train": {"steps": 1, "seed": 2}}  # the base is not changed

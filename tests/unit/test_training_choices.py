@@ -23,7 +23,11 @@ def test_fixed_settings_and_tpus_skip_the_probe():
         raise AssertionError("a fixed setting must not probe")
 
     assert choose_jit(True, never, never, 100).as_dict() == {
-        "jit_compile": True, "setting": True, "reason": "set in the spec", "planned_steps": 100}
+        "jit_compile": True,
+        "setting": True,
+        "reason": "set in the spec",
+        "planned_steps": 100,
+    }
     assert choose_jit(False, never, never, 100).jit_compile is False
     on_tpu = choose_jit(False, never, never, 100, on_tpu=True)
     assert on_tpu.jit_compile is True and on_tpu.reason.startswith("TPU")
@@ -43,7 +47,8 @@ def test_precision_defaults_per_device_and_builds_under_the_policy():
 
 def _train_spec(train: str):
     """A minimal spec with the given [train] body, parsed without checking files."""
-    return parse_spec(f"""
+    return parse_spec(
+        f"""
 [pipeline]
 name = "p"
 [data]
@@ -53,19 +58,22 @@ label = "species"
 module = "m.py"
 [train]
 {train}
-""", REPO / "bad.toml")
+""",
+        REPO / "bad.toml",
+    )
 
 
 def test_spec_train_keys_have_defaults_and_clear_errors():
-    assert {k: v for k, v in _train_spec("").resolved()["train"].items()
-            if k in ("jit_compile", "accelerator", "tpu", "precision")} == {
-        "jit_compile": "auto", "accelerator": "auto", "tpu": "local", "precision": "auto"}
+    assert {
+        k: v
+        for k, v in _train_spec("").resolved()["train"].items()
+        if k in ("jit_compile", "accelerator", "tpu", "precision")
+    } == {"jit_compile": "auto", "accelerator": "auto", "tpu": "local", "precision": "auto"}
     assert _train_spec("jit_compile = false").train.jit_compile is False
     with pytest.raises(SpecError) as error:
         _train_spec('jit_compile = "yes"\naccelerator = "tp"\nprecision = "bf16"')
     assert str(error.value).splitlines() == [
         "bad.toml: train.jit_compile: got 'yes'; input should be \"auto\", true or false",
         "bad.toml: train.accelerator: got 'tp'; input should be 'auto', 'cpu', 'gpu' or 'tpu'",
-        "bad.toml: train.precision: got 'bf16'; input should be 'auto', 'float32', 'mixed_bfloat16' or "
-        "'mixed_float16'",
+        "bad.toml: train.precision: got 'bf16'; input should be 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16'",
     ]

@@ -30,16 +30,19 @@ def preprocessing_fn(inputs):
     outputs = {}
     for name in NUMERIC:
         x = inputs[name]
-        x = tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape) \
-            if isinstance(x, tf.SparseTensor) else tf.cast(x, tf.float32)
+        x = (
+            tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
+            if isinstance(x, tf.SparseTensor)
+            else tf.cast(x, tf.float32)
+        )
         values = x.values if isinstance(x, tf.SparseTensor) else x
         mean, std = tft.mean(values), tf.sqrt(tft.var(values))
         outputs[name] = (_dense(x, mean) - mean) / tf.where(std > 0, std, tf.ones_like(std))
     for name in CATEGORICAL:
-        outputs[name] = tft.compute_and_apply_vocabulary(_dense(inputs[name], ""), num_oov_buckets=1,
-                                                         vocab_filename=name)
-    outputs[LABEL] = tft.compute_and_apply_vocabulary(_dense(inputs[LABEL], ""), vocab_filename=LABEL,
-                                                      default_value=-1)
+        outputs[name] = tft.compute_and_apply_vocabulary(
+            _dense(inputs[name], ""), num_oov_buckets=1, vocab_filename=name
+        )
+    outputs[LABEL] = tft.compute_and_apply_vocabulary(_dense(inputs[LABEL], ""), vocab_filename=LABEL, default_value=-1)
     return outputs
 
 
@@ -58,8 +61,10 @@ def _build_model(hidden, categorical_sizes, num_classes):
 
 def _dataset(files, data_accessor, tf_transform_output, batch_size):
     dataset = data_accessor.tf_dataset_factory(
-        files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL),
-        tf_transform_output.transformed_metadata.schema)
+        files,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL),
+        tf_transform_output.transformed_metadata.schema,
+    )
     return dataset.map(lambda x, y: ({n: x[n] for n in NUMERIC + CATEGORICAL}, y)).repeat()
 
 
@@ -81,15 +86,19 @@ class _Serving(tf.Module):
         def serve_examples(examples):
             transformed = self.tft_layer(tf.io.parse_example(examples, serving_spec))
             probabilities = self.model({n: transformed[n] for n in NUMERIC + CATEGORICAL}, training=False)
-            return {"probabilities": probabilities,
-                    "classes": tf.gather(self._classes, tf.argmax(probabilities, axis=-1))}
+            return {
+                "probabilities": probabilities,
+                "classes": tf.gather(self._classes, tf.argmax(probabilities, axis=-1)),
+            }
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def transform_features(examples):
             return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
-        return {"serving_default": serve_examples.get_concrete_function(),
-                "transform_features": transform_features.get_concrete_function()}
+        return {
+            "serving_default": serve_examples.get_concrete_function(),
+            "transform_features": transform_features.get_concrete_function(),
+        }
 
 
 def run_fn(fn_args):
@@ -100,9 +109,11 @@ def run_fn(fn_args):
     classes = [c.decode() for c in tf_transform_output.vocabulary_by_name(LABEL)]
     sizes = {n: tf_transform_output.vocabulary_size_by_name(n) + 1 for n in CATEGORICAL}
     model = _build_model(config["hidden"], sizes, len(classes))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config["learning_rate"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy()])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config["learning_rate"]),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+    )
     train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, config["batch_size"])
     evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, config["batch_size"])
     model.fit(train, epochs=1, steps_per_epoch=fn_args.train_steps, verbose=0)

@@ -21,16 +21,24 @@ def code_provenance(path: str | Path) -> dict:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "--no-optional-locks", "-C", str(path.parent), *args],
-                                  capture_output=True, text=True, timeout=10)
+            done = subprocess.run(
+                ["git", "--no-optional-locks", "-C", str(path.parent), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--", path.name) if commit else None
-    return {"module": str(path), "module_sha256": module_sha256(path), "git_commit": commit,
-            "module_modified_since_commit": bool(status) if commit else None}
+    return {
+        "module": str(path),
+        "module_sha256": module_sha256(path),
+        "git_commit": commit,
+        "module_modified_since_commit": bool(status) if commit else None,
+    }
 
 
 def load_module(path: str | Path) -> ModuleType:

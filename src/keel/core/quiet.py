@@ -24,7 +24,8 @@ from pathlib import Path
 
 STARTUP_CHATTER = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
-    r"|I\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
+    r"|I\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "
+)
 
 
 def quiet_process() -> None:

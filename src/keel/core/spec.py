@@ -33,22 +33,29 @@ class _Section(BaseModel):
 class PipelineSection(_Section):
     """`[pipeline]`: what the pipeline is called."""
 
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=63,
-                      description="letters, digits, '_' or '-', starting with a letter; names the workdir "
-                                  "(.keel/NAME) and the served model")
+    name: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
+        max_length=63,
+        description="letters, digits, '_' or '-', starting with a letter; names the workdir "
+        "(.keel/NAME) and the served model",
+    )
 
 
 class DataSection(_Section):
     """`[data]`: where the examples come from and what to predict."""
 
-    source: str = Field(description="builtin:penguins, builtin:taxi, builtin:digits, or a path or glob of .csv "
-                                    "or .tfrecord[.gz] (tf.Example) files, wildcards in the file name only; "
-                                    "{SPAN} in the path selects data versions (TFX spans), e.g. "
-                                    "data/span-{SPAN}/*.csv: the latest span, or `keel run --span N`")
+    source: str = Field(
+        description="builtin:penguins, builtin:taxi, builtin:digits, or a path or glob of .csv "
+        "or .tfrecord[.gz] (tf.Example) files, wildcards in the file name only; "
+        "{SPAN} in the path selects data versions (TFX spans), e.g. "
+        "data/span-{SPAN}/*.csv: the latest span, or `keel run --span N`"
+    )
     label: str = Field(description="the column to predict; must be a column of the data")
-    schema_file: str | None = Field(default=None, alias="schema",
-                                    description="a schema.pbtxt to validate against (ImportSchemaGen); "
-                                                "otherwise SchemaGen infers one")
+    schema_file: str | None = Field(
+        default=None,
+        alias="schema",
+        description="a schema.pbtxt to validate against (ImportSchemaGen); otherwise SchemaGen infers one",
+    )
     eval_percent: int = Field(default=20, ge=1, le=50, description="share of rows hashed into the eval split")
 
 
@@ -56,23 +63,32 @@ class FeaturesSection(_Section):
     """`[features]`: how each input column is encoded. With both lists empty, every column but the label
     is used: text columns categorical, numbers numeric."""
 
-    numeric: list[str] = Field(default_factory=list,
-                               description="z-scored over the training split; a missing value becomes the mean")
-    categorical: list[str] = Field(default_factory=list,
-                                   description="vocabulary-encoded (strings or integers); missing is its own "
-                                               "value, unseen values share one index")
+    numeric: list[str] = Field(
+        default_factory=list, description="z-scored over the training split; a missing value becomes the mean"
+    )
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="vocabulary-encoded (strings or integers); missing is its own value, unseen values share one index",
+    )
 
 
 class ModelSection(_Section):
     """`[model]`: the user's model code and what it is given."""
 
-    module: str = Field(description="path of a Python file defining build_model(hparams, features); it may "
-                                    "define preprocessing_fn(inputs)")
-    hparams: dict[str, Any] = Field(default_factory=dict, description="passed to build_model as a dict; "
-                                    "learning_rate (default 0.001) sets Adam's rate")
-    warm_start: str | None = Field(default=None, description="borrowed weights loaded before training: a "
-                                   "SavedModel directory (e.g. a pushed version), a .weights.h5 or a .keras file; "
-                                   "hashed and recorded in lineage")
+    module: str = Field(
+        description="path of a Python file defining build_model(hparams, features); it may "
+        "define preprocessing_fn(inputs)"
+    )
+    hparams: dict[str, Any] = Field(
+        default_factory=dict,
+        description="passed to build_model as a dict; learning_rate (default 0.001) sets Adam's rate",
+    )
+    warm_start: str | None = Field(
+        default=None,
+        description="borrowed weights loaded before training: a "
+        "SavedModel directory (e.g. a pushed version), a .weights.h5 or a .keras file; "
+        "hashed and recorded in lineage",
+    )
 
 
 def _jit_setting(value: Any) -> Any:
@@ -87,19 +103,26 @@ class TrainSection(_Section):
 
     steps: int = Field(default=500, ge=1, description="training steps")
     eval_steps: int = Field(default=50, ge=1, description="validation steps at the end of training")
-    batch_size: int = Field(default=64, ge=1, le=65536,
-                            description="per replica: the global batch is batch_size x replicas")
-    seed: int = Field(default=42, ge=0,
-                      description="seeds Python, NumPy and TensorFlow, so a re-run trains the same model")
+    batch_size: int = Field(
+        default=64, ge=1, le=65536, description="per replica: the global batch is batch_size x replicas"
+    )
+    seed: int = Field(
+        default=42, ge=0, description="seeds Python, NumPy and TensorFlow, so a re-run trains the same model"
+    )
     jit_compile: Annotated[Literal["auto"] | StrictBool, BeforeValidator(_jit_setting)] = Field(
-        default="auto", description="XLA for the training step: true, false, or auto (time both, pick the faster)")
+        default="auto", description="XLA for the training step: true, false, or auto (time both, pick the faster)"
+    )
     accelerator: Literal["auto", "cpu", "gpu", "tpu"] = Field(
-        default="auto", description="auto: a TPU if this machine has one, else every GPU, else the CPU")
-    tpu: str = Field(default="local", min_length=1,
-                     description="with a TPU: 'local' (a TPU VM), a Cloud TPU name, or grpc://HOST:PORT")
+        default="auto", description="auto: a TPU if this machine has one, else every GPU, else the CPU"
+    )
+    tpu: str = Field(
+        default="local",
+        min_length=1,
+        description="with a TPU: 'local' (a TPU VM), a Cloud TPU name, or grpc://HOST:PORT",
+    )
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = Field(
-        default="auto", description="auto: mixed_bfloat16 on TPU, mixed_float16 on GPUs with tensor cores, "
-                                    "else float32")
+        default="auto", description="auto: mixed_bfloat16 on TPU, mixed_float16 on GPUs with tensor cores, else float32"
+    )
 
 
 Metric = Literal["sparse_categorical_accuracy"]
@@ -109,25 +132,36 @@ TFMA_METRIC_CLASS = {"sparse_categorical_accuracy": "SparseCategoricalAccuracy"}
 class EvalSection(_Section):
     """`[eval]`: when the Evaluator blesses a model (and so the Pusher pushes it)."""
 
-    metric: Metric = Field(default="sparse_categorical_accuracy",
-                           description="the metric TFMA computes on the eval split and gates on")
+    metric: Metric = Field(
+        default="sparse_categorical_accuracy", description="the metric TFMA computes on the eval split and gates on"
+    )
     threshold: float = Field(default=0.0, ge=0.0, le=1.0, description="absolute bar for blessing")
-    max_regression: float = Field(default=0.01, ge=0.0, le=1.0,
-                                  description="largest allowed drop vs the latest model blessed before this one")
+    max_regression: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="largest allowed drop vs the latest model blessed before this one"
+    )
 
 
 class MonitorSection(_Section):
     """`[monitor]`: the alert thresholds of `keel monitor`, read from the spec recorded with the model's run."""
 
-    skew_threshold: float = Field(default=0.2, gt=0.0, le=1.0,
-                                  description="training vs serving: Jensen-Shannon divergence (numbers), "
-                                              "L-infinity distance (strings)")
-    drift_threshold: float = Field(default=0.2, gt=0.0, le=1.0,
-                                   description="the window before `keel monitor --since` vs the one after, "
-                                               "measured the same way")
-    accuracy_drop: float = Field(default=0.05, ge=0.0, le=1.0,
-                                 description="largest allowed drop of live accuracy (--labels) below the "
-                                             "eval accuracy")
+    skew_threshold: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=1.0,
+        description="training vs serving: Jensen-Shannon divergence (numbers), L-infinity distance (strings)",
+    )
+    drift_threshold: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=1.0,
+        description="the window before `keel monitor --since` vs the one after, measured the same way",
+    )
+    accuracy_drop: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="largest allowed drop of live accuracy (--labels) below the eval accuracy",
+    )
 
 
 LITE_VARIANTS = ("float32", "float16", "dynamic", "int8")  # keel.export.variants converts each of these
@@ -137,16 +171,21 @@ LiteVariant = Literal[LITE_VARIANTS]
 class LiteSection(_Section):
     """`[export.lite]`: the parity-gated LiteRT export after the Pusher, on blessed, pushed models."""
 
-    variants: list[LiteVariant] = Field(default_factory=lambda: list(LITE_VARIANTS),
-                                        min_length=1, description="LiteRT variants to convert and compare "
-                                                                  "with the SavedModel")
+    variants: list[LiteVariant] = Field(
+        default_factory=lambda: list(LITE_VARIANTS),
+        min_length=1,
+        description="LiteRT variants to convert and compare with the SavedModel",
+    )
     choose: Literal["smallest", "most_accurate"] = Field(
-        default="smallest", description="which of the variants that pass the gate is exported")
-    max_accuracy_drop: float = Field(default=0.005, ge=0.0, le=1.0,
-                                     description="largest allowed accuracy drop vs the SavedModel on the eval split")
+        default="smallest", description="which of the variants that pass the gate is exported"
+    )
+    max_accuracy_drop: float = Field(
+        default=0.005, ge=0.0, le=1.0, description="largest allowed accuracy drop vs the SavedModel on the eval split"
+    )
     max_size_bytes: int | None = Field(default=None, ge=1, description="largest allowed .tflite size")
-    representative_rows: int = Field(default=200, ge=1, le=100_000,
-                                     description="train-split rows that calibrate full int8 quantization")
+    representative_rows: int = Field(
+        default=200, ge=1, le=100_000, description="train-split rows that calibrate full int8 quantization"
+    )
 
 
 class ExportSection(_Section):
@@ -163,19 +202,24 @@ class BeamSection(_Section):
 
     runner: BeamRunner = Field(default="DirectRunner", description="the Beam runner of the data components")
     direct_running_mode: Literal["in_memory", "multi_threading", "multi_processing"] = Field(
-        default="in_memory", description="DirectRunner only: multi_processing uses several cores")
+        default="in_memory", description="DirectRunner only: multi_processing uses several cores"
+    )
     direct_num_workers: int = Field(default=1, ge=0, le=1024, description="DirectRunner workers; 0: one per core")
-    args: list[str] = Field(default_factory=list,
-                            description="more Beam pipeline options, e.g. --flink_master=host:8081")
+    args: list[str] = Field(
+        default_factory=list, description="more Beam pipeline options, e.g. --flink_master=host:8081"
+    )
 
 
 class CloudTrainerSection(_Section):
     """`[cloud.trainer]`: the Vertex AI machine the Trainer runs on (`keel compile --target vertex`)."""
 
     machine_type: str = Field(default="n1-standard-4", description="the Vertex AI training machine")
-    accelerator_type: str | None = Field(default=None, description="e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V3, TPU_V5_LITEPOD")
-    accelerator_count: int = Field(default=0, ge=0, le=64, description="how many accelerators, e.g. 2 "
-                                   "NVIDIA_TESLA_T4 or 8 TPU_V3")
+    accelerator_type: str | None = Field(
+        default=None, description="e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V3, TPU_V5_LITEPOD"
+    )
+    accelerator_count: int = Field(
+        default=0, ge=0, le=64, description="how many accelerators, e.g. 2 NVIDIA_TESLA_T4 or 8 TPU_V3"
+    )
     tpu_topology: str | None = Field(default=None, pattern=r"^\d+(x\d+){1,2}$", description="e.g. 2x2 (TPU v5e / v6e)")
 
 
@@ -184,13 +228,15 @@ class CloudSection(_Section):
 
     project: str | None = Field(default=None, description="Google Cloud project of the Vertex AI pipeline")
     region: str = Field(default="us-central1", description="Google Cloud region of the Vertex AI pipeline")
-    pipeline_root: str | None = Field(default=None, pattern=r"^gs://",
-                                      description="gs:// root for artifacts and pushed models")
+    pipeline_root: str | None = Field(
+        default=None, pattern=r"^gs://", description="gs:// root for artifacts and pushed models"
+    )
     image: str | None = Field(default=None, description="container image with keel and the project installed")
     data: str | None = Field(default=None, pattern=r"^gs://", description="gs:// location of the data in the cloud")
     module: str | None = Field(default=None, description="the model module's path inside the image")
-    trainer: CloudTrainerSection = Field(default=CloudTrainerSection(),
-                                         description="the Vertex AI training machine (below)")
+    trainer: CloudTrainerSection = Field(
+        default=CloudTrainerSection(), description="the Vertex AI training machine (below)"
+    )
 
 
 class Spec(_Section):
@@ -233,12 +279,14 @@ class Spec(_Section):
 def _allowed_keys(loc: tuple) -> list[str]:
     model: Any = Spec
     for part in loc:
-        field = model.model_fields.get(part) or next(
-            (f for f in model.model_fields.values() if f.alias == part), None)
+        field = model.model_fields.get(part) or next((f for f in model.model_fields.values() if f.alias == part), None)
         annotation = getattr(field, "annotation", None)
         # An optional section (`X | None`) lists the keys of X.
-        models = [a for a in (typing.get_args(annotation) or (annotation,))
-                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        models = [
+            a
+            for a in (typing.get_args(annotation) or (annotation,))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         if not models:
             return []
         model = models[0]
@@ -254,8 +302,7 @@ def _describe(error: dict, file: str) -> str:
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         section = f"[{'.'.join(map(str, loc[:-1]))}]" if len(loc) > 1 else "the top level"
-        return (f"{file}: {path}: unknown key in {section}{hint}; "
-                f"expected one of: {', '.join(allowed)}")
+        return f"{file}: {path}: unknown key in {section}{hint}; expected one of: {', '.join(allowed)}"
     if kind == "missing":
         return f"{file}: {path}: required key is missing"
     expected = error["msg"]
@@ -326,13 +373,17 @@ def check_against_files(spec: Spec) -> None:
         columns = source.columns
         shown = ", ".join(columns)
         if spec.data.label not in columns:
-            problems.append(f"{name}: data.label: {spec.data.label!r} is not a column of {spec.data.source}; "
-                            f"expected one of: {shown}")
+            problems.append(
+                f"{name}: data.label: {spec.data.label!r} is not a column of {spec.data.source}; "
+                f"expected one of: {shown}"
+            )
         for kind in ("numeric", "categorical"):
             for feature in getattr(spec.features, kind):
                 if feature not in columns:
-                    problems.append(f"{name}: features.{kind}: {feature!r} is not a column of "
-                                    f"{spec.data.source}; expected one of: {shown}")
+                    problems.append(
+                        f"{name}: features.{kind}: {feature!r} is not a column of "
+                        f"{spec.data.source}; expected one of: {shown}"
+                    )
     both = set(spec.features.numeric) & set(spec.features.categorical)
     for feature in sorted(both):
         problems.append(f"{name}: features: {feature!r} is listed as both numeric and categorical")

@@ -38,8 +38,9 @@ resolved spec is also recorded in ML Metadata with each run.
 
 def _models(annotation) -> list[type[BaseModel]]:
     """The pydantic models inside an annotation (`X` or `X | None`)."""
-    return [a for a in (typing.get_args(annotation) or (annotation,))
-            if isinstance(a, type) and issubclass(a, BaseModel)]
+    return [
+        a for a in (typing.get_args(annotation) or (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)
+    ]
 
 
 def _type(annotation) -> str:

@@ -60,7 +60,9 @@ def resolve_workdir(workdir: str | Path | None = None, spec=None, here: Path | N
     if len(found) == 1:
         return found[0]
     if not found:
-        raise WorkdirError(f"no workdir found in {here}/.keel/ or {here}/*/.keel/; pass --workdir DIR or "
-                           "--spec SPEC (`keel run SPEC` creates the spec's workdir)")
+        raise WorkdirError(
+            f"no workdir found in {here}/.keel/ or {here}/*/.keel/; pass --workdir DIR or "
+            "--spec SPEC (`keel run SPEC` creates the spec's workdir)"
+        )
     listed = ", ".join(os.path.relpath(p, here) for p in found)
     raise WorkdirError(f"{len(found)} workdirs found ({listed}); pick one with --workdir DIR or --spec SPEC")

@@ -33,8 +33,10 @@ class Builtin:
     def source_file(self) -> Path:
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
-            raise SpecError(f"data.source: builtin:{self.name} needs the package {self.package!r}, "
-                            "which is not installed (run `make install`)")
+            raise SpecError(
+                f"data.source: builtin:{self.name} needs the package {self.package!r}, "
+                "which is not installed (run `make install`)"
+            )
         return Path(list(spec.submodule_search_locations)[0]) / self.relative_path
 
     def read_text(self) -> tuple[bytes, str]:
@@ -85,12 +87,27 @@ def _digits(first: list[str], rows: Iterable[list[str]]):
 BUILTINS = {
     b.name: b
     for b in [
-        Builtin("penguins", "palmerpenguins", "data/penguins.csv",
-                "Palmer penguins (344 rows, 3 species; missing values; string categoricals)", _penguins),
-        Builtin("taxi", "tfx", "examples/chicago_taxi_pipeline/data/simple/data.csv",
-                "Chicago taxi trips shipped in the tfx wheel (15,002 rows); label big_tipper", _taxi),
-        Builtin("digits", "sklearn", "datasets/data/digits.csv.gz",
-                "scikit-learn's handwritten digits (1,797 8x8 images, 64 pixel columns); label digit", _digits),
+        Builtin(
+            "penguins",
+            "palmerpenguins",
+            "data/penguins.csv",
+            "Palmer penguins (344 rows, 3 species; missing values; string categoricals)",
+            _penguins,
+        ),
+        Builtin(
+            "taxi",
+            "tfx",
+            "examples/chicago_taxi_pipeline/data/simple/data.csv",
+            "Chicago taxi trips shipped in the tfx wheel (15,002 rows); label big_tipper",
+            _taxi,
+        ),
+        Builtin(
+            "digits",
+            "sklearn",
+            "datasets/data/digits.csv.gz",
+            "scikit-learn's handwritten digits (1,797 8x8 images, 64 pixel columns); label digit",
+            _digits,
+        ),
     ]
 }
 
@@ -98,8 +115,10 @@ BUILTINS = {
 def get_builtin(name: str) -> Builtin:
     """Returns the builtin data set `name`, or raises SpecError naming the ones that exist."""
     if name not in BUILTINS:
-        raise SpecError(f"data.source: 'builtin:{name}' is not a builtin data set; "
-                        f"expected one of: {', '.join('builtin:' + n for n in BUILTINS)}")
+        raise SpecError(
+            f"data.source: 'builtin:{name}' is not a builtin data set; "
+            f"expected one of: {', '.join('builtin:' + n for n in BUILTINS)}"
+        )
     return BUILTINS[name]
 
 

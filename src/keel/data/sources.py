@@ -7,8 +7,8 @@ import glob
 import hashlib
 from pathlib import Path
 
-from keel.data import datasets
 from keel.core.errors import SpecError
+from keel.data import datasets
 
 CSV_SUFFIXES = (".csv",)
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".gz")
@@ -116,15 +116,17 @@ def select_span(source: DataSource, span: int | None) -> tuple[DataSource, list[
     split = example_gen_pb2.Input.Split(name="all", pattern=source.pattern)
     config = None
     if span is not None:
-        config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
-            start_span_number=span, end_span_number=span))
+        config = range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)
+        )
     try:
         # TFX's own selection; it rewrites split.pattern to the chosen span's files.
         _, chosen, _ = utils.calculate_splits_fingerprint_span_and_version(str(source.input_base), [split], config)
     except ValueError as e:
         wanted = f"span {span}" if span is not None else "any span"
-        raise SpecError(f"data.source: no files for {wanted} under {source.input_base} "
-                        f"matching {source.pattern!r} ({e})") from None
+        raise SpecError(
+            f"data.source: no files for {wanted} under {source.input_base} matching {source.pattern!r} ({e})"
+        ) from None
     files = sorted(Path(p) for p in glob.glob(str(source.input_base / split.pattern)) if Path(p).is_file())
     return dataclasses.replace(source, span=chosen), files
 
@@ -140,17 +142,24 @@ def prepare_source(spec, workdir: Path, span: int | None = None) -> tuple[DataSo
         raise SpecError(f"--span {span}: data.source {spec.data.source!r} has no {SPAN} in it")
     if source.has_span:
         source, files = select_span(source, span)
-        return source, {"source": spec.data.source, "span": source.span,
-                        "files": [{"path": str(f), "sha256": _sha256(f, utf8=source.kind == "csv")}
-                                  for f in files]}
+        return source, {
+            "source": spec.data.source,
+            "span": source.span,
+            "files": [{"path": str(f), "sha256": _sha256(f, utf8=source.kind == "csv")} for f in files],
+        }
     if source.builtin:
         record = datasets.materialise(source.builtin, workdir / "data" / source.builtin)
         source = dataclasses.replace(source, input_base=Path(record["file"]).parent)
-        return source, {"source": spec.data.source, "files": [{"path": record["file"], "sha256": record["sha256"]}],
-                        "origin": record}
+        return source, {
+            "source": spec.data.source,
+            "files": [{"path": record["file"], "sha256": record["sha256"]}],
+            "origin": record,
+        }
     files = sorted(Path(p) for p in glob.glob(str(source.input_base / source.pattern)) if Path(p).is_file())
-    return source, {"source": spec.data.source,
-                    "files": [{"path": str(f), "sha256": _sha256(f, utf8=source.kind == "csv")} for f in files]}
+    return source, {
+        "source": spec.data.source,
+        "files": [{"path": str(f), "sha256": _sha256(f, utf8=source.kind == "csv")} for f in files],
+    }
 
 
 def _sha256(path: Path, utf8: bool = False) -> str:
@@ -169,15 +178,16 @@ def _sha256(path: Path, utf8: bool = False) -> str:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as e:
                     at = offset + e.start
-                    line += chunk[:e.start].count(b"\n")
-                    raise SpecError(f"data.source: {path} is not UTF-8 text: byte {e.object[e.start]:#04x} at "
-                                    f"offset {at} (line {line}); re-encode the file as UTF-8") from None
+                    line += chunk[: e.start].count(b"\n")
+                    raise SpecError(
+                        f"data.source: {path} is not UTF-8 text: byte {e.object[e.start]:#04x} at "
+                        f"offset {at} (line {line}); re-encode the file as UTF-8"
+                    ) from None
                 offset += len(chunk)
                 line += chunk.count(b"\n")
     if utf8:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            raise SpecError(f"data.source: {path} is not UTF-8 text: it ends inside a multi-byte character") \
-                from None
+            raise SpecError(f"data.source: {path} is not UTF-8 text: it ends inside a multi-byte character") from None
     return h.hexdigest()

@@ -86,6 +86,7 @@ class ServingModule(tf.Module):
 
 def save_serving_model(model, tf_transform_output, features: FeatureSet, export_dir: str) -> None:
     """Writes the SavedModel with keel's three signatures to `export_dir`."""
-    module = ServingModule(model, tf_transform_output.transform_features_layer(), features,
-                           tf_transform_output.raw_feature_spec())
+    module = ServingModule(
+        model, tf_transform_output.transform_features_layer(), features, tf_transform_output.raw_feature_spec()
+    )
     tf.saved_model.save(module, export_dir, signatures=module.signatures())

@@ -33,8 +33,9 @@ from keel.pipeline.config import TrainerConfig, decode
 def feature_set(tf_transform_output: tft.TFTransformOutput, config: TrainerConfig) -> FeatureSet:
     """The FeatureSet for build_model, from the transform output and the trainer's config."""
     label = config.label
-    vocabulary = [v.decode() if isinstance(v, bytes) else str(v)
-                  for v in tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)]
+    vocabulary = [
+        v.decode() if isinstance(v, bytes) else str(v) for v in tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)
+    ]
     raw_spec = tf_transform_output.raw_feature_spec()
     if config.user_preprocessing:
         transformed = tf_transform_output.transformed_feature_spec()
@@ -46,8 +47,10 @@ def feature_set(tf_transform_output: tft.TFTransformOutput, config: TrainerConfi
                 try:
                     categorical[n] = tf_transform_output.vocabulary_size_by_name(n) + 1
                 except (ValueError, tf.errors.NotFoundError):
-                    raise ModelCodeError(f"preprocessing_fn: integer output {n!r} has no vocabulary named {n!r}; "
-                                         "encode it with keel.executors.transform.encode_categorical(x, name)") from None
+                    raise ModelCodeError(
+                        f"preprocessing_fn: integer output {n!r} has no vocabulary named {n!r}; "
+                        "encode it with keel.executors.transform.encode_categorical(x, name)"
+                    ) from None
         raw_inputs = sorted(n for n in raw_spec if n != label)
     else:
         kinds = {n: dtype_kind(s.dtype) for n, s in raw_spec.items()}
@@ -59,9 +62,12 @@ def feature_set(tf_transform_output: tft.TFTransformOutput, config: TrainerConfi
 
 def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, batch_size: int):
     dataset = data_accessor.tf_dataset_factory(
-        files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.label),
-        tf_transform_output.transformed_metadata.schema)
+        files,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.label),
+        tf_transform_output.transformed_metadata.schema,
+    )
     names = features.names
+
     # A class unseen in training encodes as -1; such rows cannot be scored and are left out.
     def known_classes(x, y):
         known = tf.reshape(y >= 0, [-1])
@@ -84,7 +90,8 @@ def build_user_model(config: TrainerConfig, features: FeatureSet) -> keras.Model
     if width != features.num_classes:
         raise ModelCodeError(
             f"model.module: build_model's output has {width} units; the label {features.label!r} has "
-            f"{features.num_classes} classes ({', '.join(features.label_vocabulary)}): expected {features.num_classes}")
+            f"{features.num_classes} classes ({', '.join(features.label_vocabulary)}): expected {features.num_classes}"
+        )
     missing = [n for n in features.names if n not in {i.name for i in model.inputs}]
     if missing:
         raise ModelCodeError(f"model.module: build_model's model has no input named {', '.join(map(repr, missing))}")
@@ -112,8 +119,7 @@ class _Progress(keras.callbacks.Callback):
         step = batch + 1
         if step % self.every == 0 or step == self.steps:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-            print(f"    Trainer: step {step}/{self.steps} ({time.monotonic() - self.started:.1f}s) {shown}",
-                  flush=True)
+            print(f"    Trainer: step {step}/{self.steps} ({time.monotonic() - self.started:.1f}s) {shown}", flush=True)
 
 
 def run_fn(fn_args) -> None:
@@ -130,10 +136,13 @@ def run_fn(fn_args) -> None:
         with placement.strategy.scope(), dtype_policy(precision):
             return _compile(build_user_model(config, features), config, jit)
 
-    jit = choose_jit(config.jit_compile, probe_model,
-                     lambda: _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features,
-                                      batch_size),
-                     fn_args.train_steps, on_tpu=placement.device == "tpu")
+    jit = choose_jit(
+        config.jit_compile,
+        probe_model,
+        lambda: _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size),
+        fn_args.train_steps,
+        on_tpu=placement.device == "tpu",
+    )
     record = training_record(placement, precision, jit, batch_size)
     print(f"    Trainer: {describe_record(record)}", flush=True)
 
@@ -149,15 +158,20 @@ def run_fn(fn_args) -> None:
         _compile(model, config, jit.jit_compile)
     train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
-    history = model.fit(train, epochs=1, steps_per_epoch=fn_args.train_steps, verbose=0,
-                        callbacks=[_Progress(fn_args.train_steps)])
+    history = model.fit(
+        train, epochs=1, steps_per_epoch=fn_args.train_steps, verbose=0, callbacks=[_Progress(fn_args.train_steps)]
+    )
     validation = model.evaluate(evaluation, steps=fn_args.eval_steps, verbose=0, return_dict=True)
     print("    Trainer: validation " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()), flush=True)
 
     save_serving_model(model, tf_transform_output, features, fn_args.serving_model_dir)
     report = {
-        "features": {"numeric": features.numeric, "categorical": features.categorical,
-                     "label": features.label, "classes": features.label_vocabulary},
+        "features": {
+            "numeric": features.numeric,
+            "categorical": features.categorical,
+            "label": features.label,
+            "classes": features.label_vocabulary,
+        },
         "train": {k: float(v[-1]) for k, v in history.history.items()},
         "validation": {k: float(v) for k, v in validation.items()},
         "warm_start": borrowed,

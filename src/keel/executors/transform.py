@@ -56,8 +56,9 @@ def encode_categorical(x, name: str):
 
 def encode_label(x):
     """Encodes the label as a class index (-1 for a class unseen in training)."""
-    return tft.compute_and_apply_vocabulary(_dense(_as_string(x), ""), vocab_filename=LABEL_VOCABULARY,
-                                            default_value=-1)
+    return tft.compute_and_apply_vocabulary(
+        _dense(_as_string(x), ""), vocab_filename=LABEL_VOCABULARY, default_value=-1
+    )
 
 
 def default_preprocessing_fn(inputs: dict, label: str, numeric: list[str], categorical: list[str]) -> dict:

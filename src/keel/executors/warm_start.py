@@ -17,13 +17,16 @@ def check_warm_start(path: Path, written: str) -> None:
     """Raises SpecError unless `path` is a weights file, a .keras file or a SavedModel directory."""
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
-            raise SpecError(f"model.warm_start: {written!r} is a directory without saved_model.pb; "
-                            "expected a SavedModel directory, a .weights.h5 or a .keras file")
+            raise SpecError(
+                f"model.warm_start: {written!r} is a directory without saved_model.pb; "
+                "expected a SavedModel directory, a .weights.h5 or a .keras file"
+            )
     elif not path.is_file():
         raise SpecError(f"model.warm_start: {written!r} does not exist (looked for {path})")
     elif not path.name.endswith(FILE_SUFFIXES):
-        raise SpecError(f"model.warm_start: {written!r} is neither a SavedModel directory nor a "
-                        f"{' or '.join(FILE_SUFFIXES)} file")
+        raise SpecError(
+            f"model.warm_start: {written!r} is neither a SavedModel directory nor a {' or '.join(FILE_SUFFIXES)} file"
+        )
 
 
 def artifact_path(base_model: str) -> Path:
@@ -59,8 +62,10 @@ def load_into(model, path: Path) -> int:
     ours = [tuple(w.shape) for w in model.weights]
     theirs = [tuple(v.shape) for v in values]
     if ours != theirs:
-        raise ModelCodeError(f"model.warm_start: {path} holds {len(theirs)} variables with shapes {theirs}; "
-                             f"the model build_model returned has {len(ours)} with shapes {ours}")
-    for weight, value in zip(model.weights, values):
+        raise ModelCodeError(
+            f"model.warm_start: {path} holds {len(theirs)} variables with shapes {theirs}; "
+            f"the model build_model returned has {len(ours)} with shapes {ours}"
+        )
+    for weight, value in zip(model.weights, values, strict=True):
         weight.assign(value)
     return len(values)

@@ -13,8 +13,9 @@ def read_split(examples_uri: str, split: str, limit: int | None = None) -> list[
     """Serialized tf.Example records of `split` (Split-NAME/*.gz under an Examples artifact)."""
     files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     if not files:
-        raise ExportError(f"{examples_uri}: no Split-{split} examples; expected an ExampleGen output "
-                          "with train and eval splits")
+        raise ExportError(
+            f"{examples_uri}: no Split-{split} examples; expected an ExampleGen output with train and eval splits"
+        )
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
     if limit is not None:
         dataset = dataset.take(limit)

@@ -83,8 +83,9 @@ def infer_label(loaded, examples_uri: str) -> str:
     raw = set(loaded.signatures["serving_raw"].structured_input_signature[1])
     found = sorted((transformed & columns) - raw)
     if len(found) != 1:
-        raise ExportError(f"cannot tell the label from the SavedModel (candidates: {', '.join(found) or 'none'}); "
-                          "pass --label")
+        raise ExportError(
+            f"cannot tell the label from the SavedModel (candidates: {', '.join(found) or 'none'}); pass --label"
+        )
     return found[0]
 
 
@@ -93,16 +94,16 @@ def _measure_all(mobile_dir, policy, rows, labels, reference_probs, reference_ac
     for name in policy.variants:
         try:
             content = convert(mobile_dir, name, representative)
-            m = measure_variant(name, content, rows, labels, reference_probs, reference_accuracy,
-                                policy.latency_calls)
+            m = measure_variant(name, content, rows, labels, reference_probs, reference_accuracy, policy.latency_calls)
             measured.append((m, content))
         except ExportError as e:
             measured.append((Measurement(name, 0.0, error=str(e).removeprefix(f"{name}: ")), None))
     return measured
 
 
-def export_lite(saved_model_dir: str | Path, examples_uri: str, out_dir: str | Path, policy: LitePolicy,
-                label: str | None = None) -> LiteExport:
+def export_lite(
+    saved_model_dir: str | Path, examples_uri: str, out_dir: str | Path, policy: LitePolicy, label: str | None = None
+) -> LiteExport:
     """Converts, measures and gates; writes `out_dir`. Raises ExportError with the table if no variant passes."""
     out_dir = Path(out_dir)
     loaded, signature = inspect_saved_model(saved_model_dir)
@@ -113,27 +114,36 @@ def export_lite(saved_model_dir: str | Path, examples_uri: str, out_dir: str | P
     rows = example_rows.dense_matrix(records, signature.columns)
     labels = example_rows.label_indices(records, label, signature.label_vocabulary)
     representative = example_rows.dense_matrix(
-        example_rows.read_split(examples_uri, "train", limit=policy.representative_rows), signature.columns)
-    reference, reference_probs = savedmodel_reference(loaded, records, rows, labels, signature,
-                                                      policy.latency_calls)
+        example_rows.read_split(examples_uri, "train", limit=policy.representative_rows), signature.columns
+    )
+    reference, reference_probs = savedmodel_reference(loaded, records, rows, labels, signature, policy.latency_calls)
 
     with tempfile.TemporaryDirectory(prefix="keel-mobile-") as scratch:
         mobile_dir = save_mobile_model(loaded, signature, Path(scratch) / "mobile")
-        measured = _measure_all(mobile_dir, policy, rows, labels, reference_probs, reference.accuracy,
-                                representative)
+        measured = _measure_all(mobile_dir, policy, rows, labels, reference_probs, reference.accuracy, representative)
     variants = [m for m, _ in measured]
     report.apply_policy(variants, policy.max_accuracy_drop, policy.max_size_bytes)
     chosen = report.choose(variants, policy.choose)
     summary = {
-        "saved_model": str(saved_model_dir), "label": label, "metric": "sparse_categorical_accuracy",
-        "chosen": chosen.name if chosen else None, "eval_rows": len(records),
-        "representative_rows": len(representative), "latency_calls": policy.latency_calls,
-        "policy": {"choose": policy.choose, "max_accuracy_drop": policy.max_accuracy_drop,
-                   "max_size_bytes": policy.max_size_bytes, "variants": list(policy.variants)},
+        "saved_model": str(saved_model_dir),
+        "label": label,
+        "metric": "sparse_categorical_accuracy",
+        "chosen": chosen.name if chosen else None,
+        "eval_rows": len(records),
+        "representative_rows": len(representative),
+        "latency_calls": policy.latency_calls,
+        "policy": {
+            "choose": policy.choose,
+            "max_accuracy_drop": policy.max_accuracy_drop,
+            "max_size_bytes": policy.max_size_bytes,
+            "variants": list(policy.variants),
+        },
     }
     if chosen is None:
-        raise ExportError("no LiteRT variant meets the export policy; measured on the eval split:\n"
-                          + report.table(reference, variants))
+        raise ExportError(
+            "no LiteRT variant meets the export policy; measured on the eval split:\n"
+            + report.table(reference, variants)
+        )
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))

@@ -35,10 +35,23 @@ class MobileSignature:
         n, classes = len(self.columns), len(self.label_vocabulary)
         return {
             "signature_key": MOBILE_SIGNATURE,
-            "inputs": [{"name": MOBILE_INPUT, "dtype": "float32", "shape": [-1, n], "columns": self.columns,
-                        "note": "one row per example; raw values in column order, as in the training data"}],
-            "outputs": [{"name": OUTPUT_PROBABILITIES, "dtype": "float32", "shape": [-1, classes],
-                         "note": "probability of each class, in label_vocabulary order"}],
+            "inputs": [
+                {
+                    "name": MOBILE_INPUT,
+                    "dtype": "float32",
+                    "shape": [-1, n],
+                    "columns": self.columns,
+                    "note": "one row per example; raw values in column order, as in the training data",
+                }
+            ],
+            "outputs": [
+                {
+                    "name": OUTPUT_PROBABILITIES,
+                    "dtype": "float32",
+                    "shape": [-1, classes],
+                    "note": "probability of each class, in label_vocabulary order",
+                }
+            ],
             "label_vocabulary": self.label_vocabulary,
         }
 
@@ -46,8 +59,10 @@ class MobileSignature:
 def _label_vocabulary(saved_model_dir: Path) -> list[str]:
     path = saved_model_dir / "assets" / LABEL_VOCABULARY
     if not path.is_file():
-        raise ExportError(f"{saved_model_dir}: no label vocabulary (assets/{LABEL_VOCABULARY}); "
-                          "expected a SavedModel written by keel's Trainer")
+        raise ExportError(
+            f"{saved_model_dir}: no label vocabulary (assets/{LABEL_VOCABULARY}); "
+            "expected a SavedModel written by keel's Trainer"
+        )
     return path.read_text(encoding="utf-8").splitlines()
 
 
@@ -59,8 +74,9 @@ def inspect_saved_model(saved_model_dir: str | os.PathLike):
         raise ExportError(f"{directory}: not a SavedModel directory (no saved_model.pb)")
     loaded = tf.saved_model.load(str(directory))
     if RAW_SIGNATURE not in loaded.signatures:
-        raise ExportError(f"{directory}: the SavedModel has no {RAW_SIGNATURE!r} signature; "
-                          "expected one written by keel's Trainer")
+        raise ExportError(
+            f"{directory}: the SavedModel has no {RAW_SIGNATURE!r} signature; expected one written by keel's Trainer"
+        )
     inputs = loaded.signatures[RAW_SIGNATURE].structured_input_signature[1]
     text = sorted(n for n, s in inputs.items() if s.dtype == tf.string)
     assets = {p.name for p in (directory / "assets").glob("*")}
@@ -69,13 +85,16 @@ def inspect_saved_model(saved_model_dir: str | os.PathLike):
     if text:
         problems.append(f"text features {', '.join(map(repr, text))} (drop them from [features])")
     if looked_up:
-        problems.append(f"vocabulary-encoded features {', '.join(map(repr, looked_up))} "
-                        "(list them under features.numeric, or drop them)")
+        problems.append(
+            f"vocabulary-encoded features {', '.join(map(repr, looked_up))} "
+            "(list them under features.numeric, or drop them)"
+        )
     if problems:
         raise ExportError(
             f"mobile export supports numeric raw features only; this model has {' and '.join(problems)}: "
             "TFT vocabularies are lookup tables (LookupTableFindV2 on InitializeTableFromTextFileV2) "
-            "that LiteRT cannot initialise at run time")
+            "that LiteRT cannot initialise at run time"
+        )
     columns = sorted(inputs)
     signature = MobileSignature(columns, {n: inputs[n].dtype.name for n in columns}, _label_vocabulary(directory))
     return loaded, signature

@@ -8,8 +8,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from keel.core.errors import ExportError
-from keel.export.mobile import MOBILE_INPUT, MOBILE_SIGNATURE, RAW_SIGNATURE
 from keel.executors.signatures import OUTPUT_PROBABILITIES
+from keel.export.mobile import MOBILE_INPUT, MOBILE_SIGNATURE, RAW_SIGNATURE
 
 
 @dataclasses.dataclass
@@ -65,34 +65,51 @@ class LiteRunner:
         return self.runner(**{MOBILE_INPUT: rows})[OUTPUT_PROBABILITIES]
 
 
-def savedmodel_reference(loaded, records: list[bytes], rows: np.ndarray, labels: np.ndarray,
-                         signature, repeats: int) -> tuple[Measurement, np.ndarray]:
+def savedmodel_reference(
+    loaded, records: list[bytes], rows: np.ndarray, labels: np.ndarray, signature, repeats: int
+) -> tuple[Measurement, np.ndarray]:
     """The SavedModel's own figures: `serving_default` on the eval tf.Examples (what TF Serving
     returns) for the metric, and `serving_raw` on one example at a time for latency."""
     probabilities = loaded.signatures["serving_default"](examples=tf.constant(records))[OUTPUT_PROBABILITIES].numpy()
     raw = loaded.signatures[RAW_SIGNATURE]
     dtypes = {n: tf.as_dtype(d) for n, d in signature.raw_dtypes.items()}
 
-    examples = [{n: tf.constant(row[:, j], dtype=dtypes[n]) for j, n in enumerate(signature.columns)}
-                for row in _one_row_each(rows, repeats)]
+    examples = [
+        {n: tf.constant(row[:, j], dtype=dtypes[n]) for j, n in enumerate(signature.columns)}
+        for row in _one_row_each(rows, repeats)
+    ]
     median, p99 = _latency_us(lambda inputs: raw(**inputs), examples, repeats)
-    return Measurement("savedmodel", accuracy(probabilities, labels), latency_median_us=median,
-                       latency_p99_us=p99, passed=True), probabilities
+    return Measurement(
+        "savedmodel", accuracy(probabilities, labels), latency_median_us=median, latency_p99_us=p99, passed=True
+    ), probabilities
 
 
-def measure_variant(name: str, content: bytes, rows: np.ndarray, labels: np.ndarray, reference: np.ndarray,
-                    reference_accuracy: float, repeats: int) -> Measurement:
+def measure_variant(
+    name: str,
+    content: bytes,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    reference: np.ndarray,
+    reference_accuracy: float,
+    repeats: int,
+) -> Measurement:
     """Runs `content` with LiteRT on every eval row and compares it with the SavedModel's outputs."""
     try:
         runner = LiteRunner(content)
-        probabilities = np.concatenate([runner(rows[i:i + 256]) for i in range(0, len(rows), 256)])
+        probabilities = np.concatenate([runner(rows[i : i + 256]) for i in range(0, len(rows), 256)])
         median, p99 = _latency_us(runner, _one_row_each(rows, repeats), repeats)
     except (RuntimeError, ValueError) as e:
-        raise ExportError(f"{name}: the converted model does not run in LiteRT: {str(e).strip().splitlines()[0]}") \
-            from None
+        raise ExportError(
+            f"{name}: the converted model does not run in LiteRT: {str(e).strip().splitlines()[0]}"
+        ) from None
     value = accuracy(probabilities, labels)
     return Measurement(
-        name, value, size_bytes=len(content), accuracy_drop=reference_accuracy - value,
+        name,
+        value,
+        size_bytes=len(content),
+        accuracy_drop=reference_accuracy - value,
         agreement=float(np.mean(np.argmax(probabilities, -1) == np.argmax(reference, -1))),
         max_abs_diff=float(np.max(np.abs(probabilities - reference))),
-        latency_median_us=median, latency_p99_us=p99)
+        latency_median_us=median,
+        latency_p99_us=p99,
+    )

@@ -19,8 +19,9 @@ def latest_pushed(workdir: Path) -> tuple[str, str]:
     store = metadata.open_store(workdir)
     pushed = lineage.pushed_models(store)
     if not pushed:
-        raise ExportError(f"{workdir}: no pushed model yet (a model is pushed once it is blessed); "
-                          "run `keel run SPEC` first")
+        raise ExportError(
+            f"{workdir}: no pushed model yet (a model is pushed once it is blessed); run `keel run SPEC` first"
+        )
     newest = pushed[-1]
     model = lineage.trained_model_of(store, newest)
     evaluator = evaluation.evaluator_of(store, model)
@@ -30,8 +31,9 @@ def latest_pushed(workdir: Path) -> tuple[str, str]:
     return metadata.custom(newest, "pushed_destination"), examples.uri
 
 
-def export_spec(spec, workdir: Path | None = None, variants: list[str] | None = None,
-                out: Path | None = None) -> LiteExport:
+def export_spec(
+    spec, workdir: Path | None = None, variants: list[str] | None = None, out: Path | None = None
+) -> LiteExport:
     """Exports the latest pushed model of `spec`'s workdir under the spec's [export.lite] policy."""
     workdir = Path(workdir or spec.default_workdir()).resolve()
     saved_model, examples = latest_pushed(workdir)
@@ -42,11 +44,18 @@ def export_spec(spec, workdir: Path | None = None, variants: list[str] | None = 
     return export_lite(saved_model, examples, out or Path(saved_model) / LITE_DIR, policy, label=spec.data.label)
 
 
-def export_saved_model(saved_model: Path, examples: str | None, variants: list[str] | None = None,
-                       out: Path | None = None, label: str | None = None) -> LiteExport:
+def export_saved_model(
+    saved_model: Path,
+    examples: str | None,
+    variants: list[str] | None = None,
+    out: Path | None = None,
+    label: str | None = None,
+) -> LiteExport:
     """Exports any keel SavedModel directory with the default policy, measured on `examples`."""
     if not examples:
-        raise ExportError(f"{saved_model}: exporting a SavedModel directory needs --examples, an ExampleGen "
-                          "output directory with Split-train and Split-eval")
+        raise ExportError(
+            f"{saved_model}: exporting a SavedModel directory needs --examples, an ExampleGen "
+            "output directory with Split-train and Split-eval"
+        )
     policy = LitePolicy(variants=tuple(variants)) if variants else LitePolicy()
     return export_lite(saved_model, examples, out or Path(saved_model) / LITE_DIR, policy, label=label)

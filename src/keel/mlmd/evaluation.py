@@ -71,8 +71,10 @@ def blessing_reasons(uri: str, blessed: bool) -> list[str]:
         for failure in per_slice.failures:
             kind = "change vs the latest blessed model" if failure.metric_key.is_diff else "value"
             threshold = failure.message or text_format.MessageToString(failure.metric_threshold, as_one_line=True)
-            reasons.append(f"{failure.metric_key.name} {kind} {failure.metric_value.double_value.value:.4f} "
-                           f"fails its threshold: {threshold}")
+            reasons.append(
+                f"{failure.metric_key.name} {kind} {failure.metric_value.double_value.value:.4f} "
+                f"fails its threshold: {threshold}"
+            )
     if blessed and not reasons:
         reasons.append("every threshold met")
     return reasons
@@ -86,9 +88,13 @@ def read(store, evaluator) -> Evaluation:
     blessed = bool(metadata.custom(blessing, "blessed", 0)) if blessing is not None else None
     if evaluation is None or evaluator.last_known_state not in metadata.FINISHED:
         return Evaluation(blessed=blessed, baseline_model_id=baseline.id if baseline else None)
-    return Evaluation(metrics=overall_metrics(evaluation.uri), evaluation_uri=evaluation.uri, blessed=blessed,
-                      baseline_model_id=baseline.id if baseline else None,
-                      blessing_reasons=blessing_reasons(evaluation.uri, blessed) if blessed is not None else [])
+    return Evaluation(
+        metrics=overall_metrics(evaluation.uri),
+        evaluation_uri=evaluation.uri,
+        blessed=blessed,
+        baseline_model_id=baseline.id if baseline else None,
+        blessing_reasons=blessing_reasons(evaluation.uri, blessed) if blessed is not None else [],
+    )
 
 
 def evaluator_of(store, model):

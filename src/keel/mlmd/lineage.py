@@ -173,8 +173,9 @@ def split_rows(statistics_uri: str) -> dict[str, int]:
 
 def pushed_models(store) -> list:
     """PushedModel artifacts that were actually pushed (blessed), oldest first."""
-    return sorted((a for a in store.get_artifacts_by_type("PushedModel") if metadata.custom(a, "pushed", 0)),
-                  key=lambda a: a.id)
+    return sorted(
+        (a for a in store.get_artifacts_by_type("PushedModel") if metadata.custom(a, "pushed", 0)), key=lambda a: a.id
+    )
 
 
 def trained_model_of(store, artifact):
@@ -230,8 +231,10 @@ def resolve_model(store, ref: str, by_artifact_id: bool = True):
         if found:
             return trained_model_of(store, found[0])
     versions = ", ".join(metadata.custom(p, "pushed_version") for p in pushed_models(store)) or "none yet"
-    raise UnknownModelError(f"model {ref!r}: no pushed version, run id or artifact id by that name; "
-                            f"expected latest or one of the pushed versions: {versions}")
+    raise UnknownModelError(
+        f"model {ref!r}: no pushed version, run id or artifact id by that name; "
+        f"expected latest or one of the pushed versions: {versions}"
+    )
 
 
 # Walking from the model
@@ -276,8 +279,13 @@ def _downstream(store, model) -> tuple[list[Push], list[Export]]:
                     seen.add(artifact.id)
                     if artifact.type == "PushedModel":
                         if metadata.custom(artifact, "pushed", 0):
-                            pushed.append(Push(metadata.custom(artifact, "pushed_version"),
-                                               metadata.custom(artifact, "pushed_destination"), artifact.id))
+                            pushed.append(
+                                Push(
+                                    metadata.custom(artifact, "pushed_version"),
+                                    metadata.custom(artifact, "pushed_destination"),
+                                    artifact.id,
+                                )
+                            )
                     elif node != TRAINER:  # a Trainer read this model as its warm start
                         exports.append(Export(node, out_key, artifact.type, artifact.id, artifact.uri))
     return pushed, exports
@@ -315,22 +323,37 @@ def lineage(store, model) -> Lineage:
     return Lineage(
         model=ModelRef(model.id, model.uri, model.create_time_since_epoch),
         run=RunRef(run.name if run else None, trainer.id),
-        spec=SpecRecord(metadata.custom(run, "keel_spec_path") if run else None,
-                        metadata.custom(run, "keel_spec_sha256") if run else None, _json(run, "keel_spec", {})),
+        spec=SpecRecord(
+            metadata.custom(run, "keel_spec_path") if run else None,
+            metadata.custom(run, "keel_spec_sha256") if run else None,
+            _json(run, "keel_spec", {}),
+        ),
         data=Data(
-            source=recorded.get("source"), span=recorded.get("span"), files=recorded.get("files", []),
+            source=recorded.get("source"),
+            span=recorded.get("span"),
+            files=recorded.get("files", []),
             origin=recorded.get("origin"),
-            examples=Examples(examples.id, examples.uri, metadata.prop(examples, "span"),
-                              metadata.prop(examples, "version"), metadata.prop(examples, "input_fingerprint"))
-            if examples else None,
+            examples=Examples(
+                examples.id,
+                examples.uri,
+                metadata.prop(examples, "span"),
+                metadata.prop(examples, "version"),
+                metadata.prop(examples, "input_fingerprint"),
+            )
+            if examples
+            else None,
             statistics=ArtifactRef(statistics.id, statistics.uri) if statistics else None,
-            rows=split_rows(statistics.uri) if statistics else {}),
+            rows=split_rows(statistics.uri) if statistics else {},
+        ),
         schema=_hashed(schema, _sha256_of(Path(schema.uri) / SCHEMA_FILE) if schema else None),
         transform_graph=_hashed(transform_graph, _sha256_of(Path(transform_graph.uri)) if transform_graph else None),
-        training=Training(steps=_json(trainer, "train_args", {}).get("num_steps"),
-                          eval_steps=_json(trainer, "eval_args", {}).get("num_steps"),
-                          batch_size=config.get("batch_size"), seed=config.get("seed"),
-                          hparams=config.get("hparams", {})),
+        training=Training(
+            steps=_json(trainer, "train_args", {}).get("num_steps"),
+            eval_steps=_json(trainer, "eval_args", {}).get("num_steps"),
+            batch_size=config.get("batch_size"),
+            seed=config.get("seed"),
+            hparams=config.get("hparams", {}),
+        ),
         code=code,
         warm_start=_hashed(warm, metadata.custom(warm, "sha256") if warm else None),
         evaluation=evaluation_of(store, model),
@@ -353,8 +376,9 @@ def _code_line(code: dict) -> str:
     if "git_commit" not in code:
         where = "git commit not recorded"
     elif commit:
-        where = f"git {text.short_sha(commit)}" + (", module not as committed"
-                                                   if code.get("module_modified_since_commit") else "")
+        where = f"git {text.short_sha(commit)}" + (
+            ", module not as committed" if code.get("module_modified_since_commit") else ""
+        )
     else:
         where = "not in a git repository"
     return f"  code: {code['module']} (sha256 {text.short_sha(code['module_sha256'])}, {where})"
@@ -377,8 +401,11 @@ def _evaluation_lines(ev: Evaluation) -> list[str]:
 def render(record: Lineage) -> str:
     """The lineage as readable text."""
     m, spec, data, training = record.model, record.spec, record.data, record.training
-    lines = [f"model {m.artifact_id} ({m.uri})", f"  run: {record.run.id}",
-             f"  spec: {spec.path} (sha256 {text.short_sha(spec.sha256)})"]
+    lines = [
+        f"model {m.artifact_id} ({m.uri})",
+        f"  run: {record.run.id}",
+        f"  spec: {spec.path} (sha256 {text.short_sha(spec.sha256)})",
+    ]
     span = f", span {data.span}" if data.span is not None else ""
     if data.examples:
         span += f" (examples {data.examples.artifact_id})"
@@ -386,19 +413,24 @@ def render(record: Lineage) -> str:
     for f in data.files:
         lines.append(f"    {f['path']} (sha256 {text.short_sha(f['sha256'])})")
     if data.rows:
-        lines.append("    rows: " + ", ".join(f"{k} {v}" for k, v in sorted(data.rows.items(),
-                                                                         key=lambda kv: (kv[0] != "train", kv[0]))))
+        lines.append(
+            "    rows: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(data.rows.items(), key=lambda kv: (kv[0] != "train", kv[0])))
+        )
     if record.schema:
         lines.append(f"  schema: {record.schema.uri} (sha256 {text.short_sha(record.schema.sha256)})")
     if record.transform_graph:
         tg = record.transform_graph
         lines.append(f"  transform graph: {tg.uri} (sha256 {text.short_sha(tg.sha256)})")
-    lines.append(f"  training: steps {training.steps}, eval_steps {training.eval_steps}, batch_size "
-                 f"{training.batch_size}, seed {training.seed}, hparams {json.dumps(training.hparams)}")
+    lines.append(
+        f"  training: steps {training.steps}, eval_steps {training.eval_steps}, batch_size "
+        f"{training.batch_size}, seed {training.seed}, hparams {json.dumps(training.hparams)}"
+    )
     lines.append(_code_line(record.code))
     warm = record.warm_start
-    lines.append(f"  borrowed weights: {warm.uri} (sha256 {text.short_sha(warm.sha256)})" if warm
-                 else "  borrowed weights: none")
+    lines.append(
+        f"  borrowed weights: {warm.uri} (sha256 {text.short_sha(warm.sha256)})" if warm else "  borrowed weights: none"
+    )
     lines += _evaluation_lines(record.evaluation)
     lines.append("  pushed: " + (", ".join(f"{p.version} ({p.destination})" for p in record.pushed) or "no"))
     for e in record.exports:

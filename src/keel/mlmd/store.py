@@ -204,8 +204,11 @@ def consumers(store, artifact_id: int) -> dict[str, list[metadata_store_pb2.Exec
 
 def readers(store, artifact_id: int, key: str, node: str) -> list[metadata_store_pb2.Execution]:
     """Finished (complete or cached) executions of node `node` that read an artifact as `key`, oldest first."""
-    found = [x for x in consumers(store, artifact_id).get(key, [])
-             if x.last_known_state in FINISHED and node_id(store, x) == node]
+    found = [
+        x
+        for x in consumers(store, artifact_id).get(key, [])
+        if x.last_known_state in FINISHED and node_id(store, x) == node
+    ]
     return sorted({x.id: x for x in found}.values(), key=lambda x: x.id)
 
 
@@ -224,8 +227,13 @@ def close_interrupted(store) -> list[str]:
         execution.last_known_state = Execution.CANCELED
         execution.custom_properties["keel_closed"].string_value = "interrupted run: the process was killed"
         closed.append(node_id(store, execution))
-    pending = [a for e in stale for found in outputs(store, e.id).values() for a in found
-               if a.state in (Artifact.PENDING, Artifact.UNKNOWN)]
+    pending = [
+        a
+        for e in stale
+        for found in outputs(store, e.id).values()
+        for a in found
+        if a.state in (Artifact.PENDING, Artifact.UNKNOWN)
+    ]
     for artifact in pending:
         artifact.state = Artifact.ABANDONED
     store.put_artifacts(pending)

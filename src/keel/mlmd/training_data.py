@@ -35,7 +35,7 @@ def local_path(uri: str, workdir: Path) -> Path:
     path = Path(uri)
     if path.exists() or "/pipeline/" not in uri:
         return path
-    return Path(workdir) / uri[uri.rindex("/pipeline/") + 1:]
+    return Path(workdir) / uri[uri.rindex("/pipeline/") + 1 :]
 
 
 def training_lineage(workdir: Path, version: str) -> TrainingLineage:
@@ -43,8 +43,9 @@ def training_lineage(workdir: Path, version: str) -> TrainingLineage:
     store = metadata.open_store(workdir)
     pushed = [a for a in lineage.pushed_models(store) if metadata.custom(a, "pushed_version") == version]
     if not pushed:
-        raise LineageError(f"{workdir}: ML Metadata has no push of version {version} (was it pushed from this "
-                           "workdir?)")
+        raise LineageError(
+            f"{workdir}: ML Metadata has no push of version {version} (was it pushed from this workdir?)"
+        )
     try:
         model = lineage.trained_model_of(store, pushed[-1])
         trainer = lineage.trainer_of(store, model)
@@ -54,16 +55,20 @@ def training_lineage(workdir: Path, version: str) -> TrainingLineage:
     examples = lineage.examples_of(store, trainer)
     statistics = lineage.statistics_of(store, examples) if examples else None
     if schema is None or statistics is None:
-        raise LineageError(f"{workdir}: ML Metadata does not link version {version} to its schema and the "
-                           "statistics of its training examples")
+        raise LineageError(
+            f"{workdir}: ML Metadata does not link version {version} to its schema and the "
+            "statistics of its training examples"
+        )
     evaluator = evaluation.evaluator_of(store, model)
     evaluated = metadata.output_artifact(store, evaluator.id, "evaluation") if evaluator else None
     return TrainingLineage(
-        version=version, model_uri=model.uri,
+        version=version,
+        model_uri=model.uri,
         schema_file=local_path(schema.uri, workdir) / lineage.SCHEMA_FILE,
         train_statistics_file=lineage.statistics_file(str(local_path(statistics.uri, workdir))),
         evaluation_uri=str(local_path(evaluated.uri, workdir)) if evaluated else None,
-        spec=_run_spec(store, model))
+        spec=_run_spec(store, model),
+    )
 
 
 def _run_spec(store, model) -> dict:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import tensorflow_data_validation as tfdv
 
+from keel.core.spec import MonitorSection
+from keel.mlmd.training_data import training_lineage
 from keel.monitoring import checks, logs
 from keel.monitoring.checks import Alert, Thresholds
-from keel.mlmd.training_data import training_lineage
 from keel.monitoring.logs import LogError
 from keel.monitoring.report import write_reports
-from keel.core.spec import MonitorSection
 
 
 @dataclasses.dataclass
@@ -35,12 +35,15 @@ class MonitorReport:
         s = self.summary
         window = s["window"]
         previous = f"{s['previous_rows']} rows" if s["previous_rows"] else "none"
-        lines = [f"monitor of {s['model']} version {s['version']}: {s['rows']} rows in {s['requests']} requests "
-                 f"({window['from']} to {window['to']}); previous window: {previous}"]
+        lines = [
+            f"monitor of {s['model']} version {s['version']}: {s['rows']} rows in {s['requests']} requests "
+            f"({window['from']} to {window['to']}); previous window: {previous}"
+        ]
         if s.get("accuracy"):
             a = s["accuracy"]
-            lines.append(f"  live accuracy {a['live']:.4f} on {a['labelled_rows']} labelled rows "
-                         f"(eval {a['eval']:.4f})")
+            lines.append(
+                f"  live accuracy {a['live']:.4f} on {a['labelled_rows']} labelled rows (eval {a['eval']:.4f})"
+            )
         for path in s.get("truncated_files", []):
             lines.append(f"  skipped the torn last record of {path} (its writer was stopped mid-record)")
         for alert in self.alerts:
@@ -95,31 +98,51 @@ def _accuracy(rows, labels: dict[str, str], lineage, thresholds: Thresholds, lab
             evaluated = overall_metrics(lineage.evaluation_uri).get(metric)
         finally:
             tf_log.setLevel(level)
-    found = {"live": live, "labelled_rows": len(joined), "eval": evaluated, "metric": metric,
-             "max_drop": thresholds.accuracy_drop}
+    found = {
+        "live": live,
+        "labelled_rows": len(joined),
+        "eval": evaluated,
+        "metric": metric,
+        "max_drop": thresholds.accuracy_drop,
+    }
     alerts = []
     if evaluated is not None and live < evaluated - thresholds.accuracy_drop:
-        alerts.append(Alert(label_name, "accuracy", "LIVE_ACCURACY_LOW",
-                            f"live accuracy {live:.4f} on {len(joined)} labelled rows is more than "
-                            f"{thresholds.accuracy_drop:g} below the eval {metric} {evaluated:.4f}"))
+        alerts.append(
+            Alert(
+                label_name,
+                "accuracy",
+                "LIVE_ACCURACY_LOW",
+                f"live accuracy {live:.4f} on {len(joined)} labelled rows is more than "
+                f"{thresholds.accuracy_drop:g} below the eval {metric} {evaluated:.4f}",
+            )
+        )
     return found, alerts
 
 
-def monitor(workdir: Path, log_dir: Path, out: Path, version: str | None = None, since: str | None = None,
-            labels: Path | None = None) -> MonitorReport:
+def monitor(
+    workdir: Path,
+    log_dir: Path,
+    out: Path,
+    version: str | None = None,
+    since: str | None = None,
+    labels: Path | None = None,
+) -> MonitorReport:
     """Checks the logged requests of one model version; writes out/report.html and out/report.json."""
     start = logs.parse_since(since)
     predicts, truncated = logs.read_predict_logs(log_dir)
     models = sorted({p.model for p in predicts})
     if len(models) != 1:
-        raise LogError(f"--logs: {log_dir} holds requests for {len(models)} models ({', '.join(models)}); "
-                       "give each model its own log directory")
+        raise LogError(
+            f"--logs: {log_dir} holds requests for {len(models)} models ({', '.join(models)}); "
+            "give each model its own log directory"
+        )
     logged_versions = sorted({p.version for p in predicts}, key=int)
     version = version or logged_versions[-1]
     predicts = [p for p in predicts if p.version == version]
     if not predicts:
-        raise LogError(f"--model: no logged requests for version {version}; the logs hold versions "
-                       f"{', '.join(logged_versions)}")
+        raise LogError(
+            f"--model: no logged requests for version {version}; the logs hold versions {', '.join(logged_versions)}"
+        )
     current = [p for p in predicts if start is None or p.time >= start]
     previous = [p for p in predicts if start is not None and p.time < start]
     if not current:
@@ -134,8 +157,9 @@ def monitor(workdir: Path, log_dir: Path, out: Path, version: str | None = None,
     serving = checks.statistics([r.example for r in rows])
     before = checks.statistics([r.example for r in previous_rows]) if previous_rows else None
     served = sorted(".".join(f.path.step) for f in serving.datasets[0].features)
-    alerts, skew, drift = checks.check(train, serving, before,
-                                       checks.monitoring_schema(schema, set(served), thresholds))
+    alerts, skew, drift = checks.check(
+        train, serving, before, checks.monitoring_schema(schema, set(served), thresholds)
+    )
     accuracy = None
     if labels is not None:
         label_name = lineage.spec.get("data", {}).get("label", "label")
@@ -143,14 +167,19 @@ def monitor(workdir: Path, log_dir: Path, out: Path, version: str | None = None,
         alerts += accuracy_alerts
 
     summary = {
-        "model": models[0], "version": version, "requests": len(current), "rows": len(rows),
+        "model": models[0],
+        "version": version,
+        "requests": len(current),
+        "rows": len(rows),
         "window": {"since": since, "from": _iso(current[0].time), "to": _iso(current[-1].time)},
         "previous_rows": len(previous_rows),
         "thresholds": dataclasses.asdict(thresholds),
-        "training_statistics": str(lineage.train_statistics_file), "schema": str(lineage.schema_file),
+        "training_statistics": str(lineage.train_statistics_file),
+        "schema": str(lineage.schema_file),
         "served_features": served,
-        "features": {name: {k: v for k, v in (("skew", skew.get(name)), ("drift", drift.get(name))) if v}
-                     for name in served},
+        "features": {
+            name: {k: v for k, v in (("skew", skew.get(name)), ("drift", drift.get(name))) if v} for name in served
+        },
         "alerts": [dataclasses.asdict(a) for a in alerts],
         "accuracy": accuracy,
         "truncated_files": truncated,

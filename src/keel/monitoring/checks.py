@@ -20,8 +20,8 @@ _REASONS = anomalies_pb2.AnomalyInfo.Type
 @dataclasses.dataclass
 class Alert:
     feature: str
-    kind: str        # schema | skew | drift | accuracy
-    reason: str      # TFDV's anomaly type, e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES
+    kind: str  # schema | skew | drift | accuracy
+    reason: str  # TFDV's anomaly type, e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES
     description: str
 
 
@@ -76,7 +76,9 @@ def _measurements(anomalies: anomalies_pb2.Anomalies, field: str) -> dict[str, d
         for m in getattr(info, field):
             found[".".join(info.path.step)] = {
                 "measure": anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(m.type),
-                "value": m.value, "threshold": m.threshold}
+                "value": m.value,
+                "threshold": m.threshold,
+            }
     return found
 
 

@@ -26,10 +26,10 @@ class LogError(KeelError):
 
 @dataclasses.dataclass
 class LoggedRow:
-    request_id: str   # the request's id, with "/N" for row N of a request of several rows
+    request_id: str  # the request's id, with "/N" for row N of a request of several rows
     time: float
     version: str
-    example: bytes    # a serialized tf.Example
+    example: bytes  # a serialized tf.Example
     predicted: str | None
 
 
@@ -74,8 +74,10 @@ def _records(path: Path) -> tuple[list[bytes], bool]:
         except tf.errors.DataLossError as e:
             if "truncated record" in str(e):
                 return records, True
-            raise LogError(f"--logs: {path} is not a TFRecord file of PredictionLog protos "
-                           f"(corrupted after {len(records)} record(s))") from None
+            raise LogError(
+                f"--logs: {path} is not a TFRecord file of PredictionLog protos "
+                f"(corrupted after {len(records)} record(s))"
+            ) from None
 
 
 def read_predict_logs(directory: Path) -> tuple[list[LoggedPredict], list[str]]:
@@ -102,11 +104,16 @@ def read_predict_logs(directory: Path) -> tuple[list[LoggedPredict], list[str]]:
             request, response = record.predict_log.request, record.predict_log.response
             spec = request.model_spec if request.model_spec.name else record.log_metadata.model_spec
             classes = response.outputs.get("classes")
-            found.append(LoggedPredict(
-                request_id=request.client_id.decode("utf-8", "replace"),
-                time=float(record.log_metadata.timestamp_secs), model=spec.name, version=str(spec.version.value),
-                inputs={name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()},
-                classes=tf.make_ndarray(classes) if classes is not None else None))
+            found.append(
+                LoggedPredict(
+                    request_id=request.client_id.decode("utf-8", "replace"),
+                    time=float(record.log_metadata.timestamp_secs),
+                    model=spec.name,
+                    version=str(spec.version.value),
+                    inputs={name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()},
+                    classes=tf.make_ndarray(classes) if classes is not None else None,
+                )
+            )
     if not found:
         raise LogError(f"--logs: the {len(files)} file(s) in {directory} hold no PredictLog records")
     return sorted(found, key=lambda p: p.time), truncated
@@ -121,12 +128,22 @@ def to_rows(predict: LoggedPredict, schema: schema_pb2.Schema) -> list[LoggedRow
         columns = {name: values.reshape(len(values), -1) for name, values in predict.inputs.items()}
         count = len(next(iter(columns.values())))
         examples = [_example({n: c[i] for n, c in columns.items()}, types).SerializeToString() for i in range(count)]
-    classes = [c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c)
-               for c in predict.classes.reshape(-1)] if predict.classes is not None else [None] * len(examples)
+    classes = (
+        [c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c) for c in predict.classes.reshape(-1)]
+        if predict.classes is not None
+        else [None] * len(examples)
+    )
     single = len(examples) == 1
-    return [LoggedRow(predict.request_id if single else f"{predict.request_id}/{i}", predict.time, predict.version,
-                      example, classes[i] if i < len(classes) else None)
-            for i, example in enumerate(examples)]
+    return [
+        LoggedRow(
+            predict.request_id if single else f"{predict.request_id}/{i}",
+            predict.time,
+            predict.version,
+            example,
+            classes[i] if i < len(classes) else None,
+        )
+        for i, example in enumerate(examples)
+    ]
 
 
 def _example(values: dict[str, np.ndarray], types: dict) -> tf.train.Example:

@@ -31,19 +31,26 @@ def _numeric_svg(train, serving) -> str:
     densities = []
     for h in hists:
         total = sum(b.sample_count for b in h.buckets) if h else 0
-        densities.append([(b, b.sample_count / total / max((b.high_value - b.low_value) / span, 1e-9))
-                          for b in h.buckets] if total else [])
+        densities.append(
+            [(b, b.sample_count / total / max((b.high_value - b.low_value) / span, 1e-9)) for b in h.buckets]
+            if total
+            else []
+        )
     top = max((d for ds in densities for _, d in ds), default=1.0) or 1.0
     bars = []
-    for color, ds in zip((_TRAIN, _SERVING), densities):
+    for color, ds in zip((_TRAIN, _SERVING), densities, strict=True):
         for b, d in ds:
             x = (b.low_value - low) / span * width
             w = max((b.high_value - b.low_value) / span * width, 1.0)
             bar_height = d / top * (height - 10)
-            bars.append(f'<rect x="{x:.1f}" y="{height - bar_height:.1f}" width="{w:.1f}" height="{bar_height:.1f}" '
-                        f'fill="{color}" fill-opacity="0.5"/>')
-    axis = (f'<text x="0" y="{height + 14}" font-size="11">{low:.4g}</text>'
-            f'<text x="{width}" y="{height + 14}" font-size="11" text-anchor="end">{high:.4g}</text>')
+            bars.append(
+                f'<rect x="{x:.1f}" y="{height - bar_height:.1f}" width="{w:.1f}" height="{bar_height:.1f}" '
+                f'fill="{color}" fill-opacity="0.5"/>'
+            )
+    axis = (
+        f'<text x="0" y="{height + 14}" font-size="11">{low:.4g}</text>'
+        f'<text x="{width}" y="{height + 14}" font-size="11" text-anchor="end">{high:.4g}</text>'
+    )
     return f'<svg width="{width}" height="{height + 18}">{"".join(bars)}{axis}</svg>'
 
 
@@ -51,8 +58,9 @@ def _frequencies(feature) -> dict[str, float]:
     if feature is None:
         return {}
     stats = feature.string_stats
-    counts = ({b.label: b.sample_count for b in stats.rank_histogram.buckets}
-              or {b.value: b.frequency for b in stats.top_values})
+    counts = {b.label: b.sample_count for b in stats.rank_histogram.buckets} or {
+        b.value: b.frequency for b in stats.top_values
+    }
     total = sum(counts.values()) or 1.0
     return {k: v / total for k, v in counts.items()}
 
@@ -67,7 +75,7 @@ def _categorical_svg(train, serving) -> str:
     for i, label in enumerate(labels):
         y = i * row
         parts.append(f'<text x="0" y="{y + 12}" font-size="11">{html.escape(label[:24])}</text>')
-        for j, (color, f) in enumerate(zip((_TRAIN, _SERVING), freqs)):
+        for j, (color, f) in enumerate(zip((_TRAIN, _SERVING), freqs, strict=True)):
             w = f.get(label, 0.0) * (width - 150)
             parts.append(f'<rect x="150" y="{y + j * 8}" width="{w:.1f}" height="7" fill="{color}"/>')
     return f'<svg width="{width}" height="{len(labels) * row}">{"".join(parts)}</svg>'
@@ -80,37 +88,47 @@ def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]
     json_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
     train_features, serving_features = _features(train), _features(serving)
-    alert_rows = "".join(
-        f"<tr><td>{html.escape(a['feature'])}</td><td>{a['kind']}</td><td>{a['reason']}</td>"
-        f"<td>{html.escape(a['description'])}</td></tr>" for a in summary["alerts"]) or \
-        '<tr><td colspan="4">no alerts</td></tr>'
+    alert_rows = (
+        "".join(
+            f"<tr><td>{html.escape(a['feature'])}</td><td>{a['kind']}</td><td>{a['reason']}</td>"
+            f"<td>{html.escape(a['description'])}</td></tr>"
+            for a in summary["alerts"]
+        )
+        or '<tr><td colspan="4">no alerts</td></tr>'
+    )
     sections = []
     for name in summary["served_features"]:
         t, s = train_features.get(name), serving_features.get(name)
         numeric = (t or s) is not None and (t or s).HasField("num_stats")
         plot = _numeric_svg(t, s) if numeric else _categorical_svg(t, s)
         measured = summary["features"].get(name, {})
-        lines = [f"{kind}: {m['measure']} {m['value']:.4f} (threshold {m['threshold']:g})"
-                 for kind, m in measured.items()]
+        lines = [
+            f"{kind}: {m['measure']} {m['value']:.4f} (threshold {m['threshold']:g})" for kind, m in measured.items()
+        ]
         flagged = any(a["feature"] == name for a in summary["alerts"])
-        sections.append(f'<div class="feature{" flagged" if flagged else ""}"><h3>{html.escape(name)}</h3>'
-                        f'{plot}<p>{"<br>".join(lines) or "no comparison"}</p></div>')
+        sections.append(
+            f'<div class="feature{" flagged" if flagged else ""}"><h3>{html.escape(name)}</h3>'
+            f"{plot}<p>{'<br>'.join(lines) or 'no comparison'}</p></div>"
+        )
     accuracy = summary.get("accuracy")
-    accuracy_html = (f"<p>live accuracy {accuracy['live']:.4f} on {accuracy['labelled_rows']} labelled rows; "
-                     f"eval accuracy {accuracy['eval']:.4f}</p>" if accuracy and accuracy.get("live") is not None
-                     else "")
+    accuracy_html = (
+        f"<p>live accuracy {accuracy['live']:.4f} on {accuracy['labelled_rows']} labelled rows; "
+        f"eval accuracy {accuracy['eval']:.4f}</p>"
+        if accuracy and accuracy.get("live") is not None
+        else ""
+    )
     window = summary["window"]
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>keel monitor: {html.escape(summary['model'])}</title>
+<html><head><meta charset="utf-8"><title>keel monitor: {html.escape(summary["model"])}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
 .feature {{ display: inline-block; margin: 0 2em 2em 0; vertical-align: top; }}
 .flagged h3 {{ color: #c0392b; }} .key span {{ padding: 0 6px; color: white; }}
 </style></head><body>
-<h1>{html.escape(summary['model'])} version {summary['version']}: {len(summary['alerts'])} alert(s)</h1>
-<p>{summary['rows']} rows in {summary['requests']} requests, {html.escape(window['from'] or '-')} to
-{html.escape(window['to'] or '-')}; previous window: {summary['previous_rows']} rows.</p>
+<h1>{html.escape(summary["model"])} version {summary["version"]}: {len(summary["alerts"])} alert(s)</h1>
+<p>{summary["rows"]} rows in {summary["requests"]} requests, {html.escape(window["from"] or "-")} to
+{html.escape(window["to"] or "-")}; previous window: {summary["previous_rows"]} rows.</p>
 {accuracy_html}
 <h2>Anomalies</h2>
 <table><tr><th>feature</th><th>kind</th><th>reason</th><th>description</th></tr>{alert_rows}</table>

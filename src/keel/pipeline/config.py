@@ -82,8 +82,11 @@ class LiteExportConfig:
 def model_code(spec: Spec, module: str) -> ModelCode:
     """The spec's model module, hashed and inspected here, at path `module` where the executors run."""
     path = spec.resolve(spec.model.module)
-    return ModelCode(module=module, module_sha256=module_sha256(path),
-                     user_preprocessing=callable(getattr(load_module(path), "preprocessing_fn", None)))
+    return ModelCode(
+        module=module,
+        module_sha256=module_sha256(path),
+        user_preprocessing=callable(getattr(load_module(path), "preprocessing_fn", None)),
+    )
 
 
 def gate_config(spec: Spec) -> GateConfig:
@@ -93,20 +96,34 @@ def gate_config(spec: Spec) -> GateConfig:
 
 def transform_config(spec: Spec, code: ModelCode) -> TransformConfig:
     """Transform's config: a change to a module without preprocessing_fn leaves Transform cached."""
-    return TransformConfig(spec.data.label, tuple(spec.features.numeric), tuple(spec.features.categorical),
-                           preprocessing_module=code.module if code.user_preprocessing else None,
-                           preprocessing_sha256=code.module_sha256 if code.user_preprocessing else None)
+    return TransformConfig(
+        spec.data.label,
+        tuple(spec.features.numeric),
+        tuple(spec.features.categorical),
+        preprocessing_module=code.module if code.user_preprocessing else None,
+        preprocessing_sha256=code.module_sha256 if code.user_preprocessing else None,
+    )
 
 
 def trainer_config(spec: Spec, code: ModelCode) -> TrainerConfig:
     """The Trainer's config (steps are in its train_args and eval_args, not here)."""
     train = spec.train
     return TrainerConfig(
-        label=spec.data.label, numeric=tuple(spec.features.numeric), categorical=tuple(spec.features.categorical),
-        module=code.module, module_sha256=code.module_sha256, user_preprocessing=code.user_preprocessing,
-        hparams=dict(spec.model.hparams), batch_size=train.batch_size, seed=train.seed,
-        jit_compile=train.jit_compile, accelerator=train.accelerator, tpu=train.tpu, precision=train.precision,
-        metric=spec.eval.metric)
+        label=spec.data.label,
+        numeric=tuple(spec.features.numeric),
+        categorical=tuple(spec.features.categorical),
+        module=code.module,
+        module_sha256=code.module_sha256,
+        user_preprocessing=code.user_preprocessing,
+        hparams=dict(spec.model.hparams),
+        batch_size=train.batch_size,
+        seed=train.seed,
+        jit_compile=train.jit_compile,
+        accelerator=train.accelerator,
+        tpu=train.tpu,
+        precision=train.precision,
+        metric=spec.eval.metric,
+    )
 
 
 def lite_export_config(spec: Spec) -> LiteExportConfig | None:
@@ -114,8 +131,14 @@ def lite_export_config(spec: Spec) -> LiteExportConfig | None:
     lite = spec.export.lite
     if lite is None:
         return None
-    return LiteExportConfig(spec.data.label, tuple(lite.variants), lite.choose, lite.max_accuracy_drop,
-                            lite.max_size_bytes, lite.representative_rows)
+    return LiteExportConfig(
+        spec.data.label,
+        tuple(lite.variants),
+        lite.choose,
+        lite.max_accuracy_drop,
+        lite.max_size_bytes,
+        lite.representative_rows,
+    )
 
 
 def encode(config) -> dict[str, Any]:
@@ -133,8 +156,10 @@ def decode(config_class: type, data: Mapping[str, Any] | str):
     hints = typing.get_type_hints(config_class)
     missing = [f.name for f in dataclasses.fields(config_class) if f.name not in values]
     if missing:
-        raise KeelError(f"{config_class.__name__}: the component's config lacks {', '.join(missing)}; it was "
-                        "written by another keel version: run the pipeline again with this one")
+        raise KeelError(
+            f"{config_class.__name__}: the component's config lacks {', '.join(missing)}; it was "
+            "written by another keel version: run the pipeline again with this one"
+        )
     picked = {}
     for field in dataclasses.fields(config_class):
         value = values[field.name]

@@ -57,38 +57,55 @@ class Placement:
 
 def _example_gen(spec: Spec, source: DataSource):
     eval_buckets = spec.data.eval_percent
-    output = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-        tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - eval_buckets),
-        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
-    ]))
+    output = tfx.proto.Output(
+        split_config=tfx.proto.SplitConfig(
+            splits=[
+                tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - eval_buckets),
+                tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
+            ]
+        )
+    )
     inputs = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=source.pattern)])
     factory = tfx.components.CsvExampleGen if source.kind == "csv" else tfx.components.ImportExampleGen
     span = None  # without a RangeConfig, ExampleGen reads the latest span of a {SPAN} pattern
     if source.span is not None:  # exactly the span keel resolved and recorded (data.select_span)
-        span = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
-            start_span_number=source.span, end_span_number=source.span))
+        span = tfx.proto.RangeConfig(
+            static_range=tfx.proto.StaticRange(start_span_number=source.span, end_span_number=source.span)
+        )
     node_id = nodes.EXAMPLE_GEN_CSV if source.kind == "csv" else nodes.EXAMPLE_GEN_IMPORT
-    return factory(input_base=str(source.input_base), input_config=inputs, output_config=output,
-                   range_config=span).with_id(node_id)
+    return factory(
+        input_base=str(source.input_base), input_config=inputs, output_config=output, range_config=span
+    ).with_id(node_id)
 
 
 def _eval_config(spec: Spec) -> tfma.EvalConfig:
     metric = TFMA_METRIC_CLASS[spec.eval.metric]
     threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": spec.eval.threshold}),
-        change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                                     absolute={"value": -spec.eval.max_regression}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -spec.eval.max_regression}
+        ),
     )
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=spec.data.label,
-                                    prediction_key=OUTPUT_PROBABILITIES,
-                                    preprocessing_function_names=["transform_features"])],
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=spec.data.label,
+                prediction_key=OUTPUT_PROBABILITIES,
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
         slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name=metric, config=json.dumps({"name": spec.eval.metric}),
-                              threshold=threshold),
-        ])],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(
+                        class_name=metric, config=json.dumps({"name": spec.eval.metric}), threshold=threshold
+                    ),
+                ]
+            )
+        ],
     )
 
 
@@ -97,17 +114,24 @@ def _warm_start(spec: Spec):
     if not spec.model.warm_start:
         return None
     path = spec.resolve(spec.model.warm_start)
-    return tfx.dsl.Importer(source_uri=str(path), artifact_type=tfx.types.standard_artifacts.Model,
-                            custom_properties={"sha256": path_sha256(path)}).with_id(nodes.WARM_START)
+    return tfx.dsl.Importer(
+        source_uri=str(path),
+        artifact_type=tfx.types.standard_artifacts.Model,
+        custom_properties={"sha256": path_sha256(path)},
+    ).with_id(nodes.WARM_START)
 
 
 def _lite_exporter(settings: config.LiteExportConfig | None, examples, trainer, evaluator, pusher):
     """The parity-gated LiteRT export after the Pusher, when the spec has [export.lite]."""
     if settings is None:
         return None
-    return LiteExporter(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-                        pushed_model=pusher.outputs["pushed_model"], examples=examples,
-                        config=json.dumps(config.encode(settings), sort_keys=True)).with_id(nodes.LITE_EXPORTER)
+    return LiteExporter(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        pushed_model=pusher.outputs["pushed_model"],
+        examples=examples,
+        config=json.dumps(config.encode(settings), sort_keys=True),
+    ).with_id(nodes.LITE_EXPORTER)
 
 
 def create_pipeline(spec: Spec, source: DataSource, placement: Placement) -> tfx.dsl.Pipeline:
@@ -117,20 +141,30 @@ def create_pipeline(spec: Spec, source: DataSource, placement: Placement) -> tfx
     example_gen = _example_gen(spec, source)
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(nodes.STATISTICS)
     if spec.data.schema_file:
-        schema = tfx.components.ImportSchemaGen(
-            schema_file=str(spec.resolve(spec.data.schema_file))).with_id(nodes.SCHEMA_IMPORT)
+        schema = tfx.components.ImportSchemaGen(schema_file=str(spec.resolve(spec.data.schema_file))).with_id(
+            nodes.SCHEMA_IMPORT
+        )
     else:
-        schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"],
-                                          infer_feature_shape=True).with_id(nodes.SCHEMA)
-    validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
-                                                schema=schema.outputs["schema"]).with_id(nodes.VALIDATOR)
-    gate = DataGate(examples=example_gen.outputs["examples"], statistics=statistics.outputs["statistics"],
-                    schema=schema.outputs["schema"], anomalies=validator.outputs["anomalies"],
-                    config=json.dumps(config.encode(config.gate_config(spec)), sort_keys=True)).with_id(nodes.DATA_GATE)
+        schema = tfx.components.SchemaGen(
+            statistics=statistics.outputs["statistics"], infer_feature_shape=True
+        ).with_id(nodes.SCHEMA)
+    validator = tfx.components.ExampleValidator(
+        statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"]
+    ).with_id(nodes.VALIDATOR)
+    gate = DataGate(
+        examples=example_gen.outputs["examples"],
+        statistics=statistics.outputs["statistics"],
+        schema=schema.outputs["schema"],
+        anomalies=validator.outputs["anomalies"],
+        config=json.dumps(config.encode(config.gate_config(spec)), sort_keys=True),
+    ).with_id(nodes.DATA_GATE)
 
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"], schema=schema.outputs["schema"], preprocessing_fn=PREPROCESSING_FN,
-        custom_config=config.encode(config.transform_config(spec, code))).with_id(nodes.TRANSFORM)
+        examples=example_gen.outputs["examples"],
+        schema=schema.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=config.encode(config.transform_config(spec, code)),
+    ).with_id(nodes.TRANSFORM)
     transform.add_upstream_node(gate)
 
     warm_start = _warm_start(spec)
@@ -152,21 +186,40 @@ def create_pipeline(spec: Spec, source: DataSource, placement: Placement) -> tfx
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(nodes.BASELINE)
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"], example_splits=["eval"],
-        eval_config=_eval_config(spec)).with_id(nodes.EVALUATOR)
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        example_splits=["eval"],
+        eval_config=_eval_config(spec),
+    ).with_id(nodes.EVALUATOR)
     pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-            base_directory=placement.serving_root))).with_id(nodes.PUSHER)
-    lite_exporter = _lite_exporter(config.lite_export_config(spec), example_gen.outputs["examples"], trainer,
-                                   evaluator, pusher)
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=placement.serving_root)
+        ),
+    ).with_id(nodes.PUSHER)
+    lite_exporter = _lite_exporter(
+        config.lite_export_config(spec), example_gen.outputs["examples"], trainer, evaluator, pusher
+    )
 
     return tfx.dsl.Pipeline(
         pipeline_name=spec.pipeline.name,
         pipeline_root=placement.pipeline_root,
-        components=[example_gen, statistics, schema, validator, gate, transform, *filter(None, [warm_start]),
-                    trainer, baseline, evaluator, pusher, *filter(None, [lite_exporter])],
+        components=[
+            example_gen,
+            statistics,
+            schema,
+            validator,
+            gate,
+            transform,
+            *filter(None, [warm_start]),
+            trainer,
+            baseline,
+            evaluator,
+            pusher,
+            *filter(None, [lite_exporter]),
+        ],
         enable_cache=True,
         metadata_connection_config=placement.metadata,
         beam_pipeline_args=list(placement.beam_args),

@@ -27,8 +27,10 @@ def resolve(store, ref: str):
         return lineage.trained_model_of(store, registry.find(store, ref).artifact)
     except registry.RegistryError:
         versions = ", ".join(f"{v.index} ({v.version})" for v in registry.versions(store)) or "none yet"
-        raise lineage.UnknownModelError(f"model {ref!r}: no pushed version, run id or registry index by that name; "
-                                        f"expected latest, a run id or one of: {versions}") from None
+        raise lineage.UnknownModelError(
+            f"model {ref!r}: no pushed version, run id or registry index by that name; "
+            f"expected latest, a run id or one of: {versions}"
+        ) from None
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:
@@ -76,8 +78,9 @@ def schema_changes(a, b) -> list[str]:
     for name in sorted(fa.keys() & fb.keys()):
         x, y = fa[name], fb[name]
         if x.type != y.type:
-            changes.append(f"feature {name!r}: type {schema_pb2.FeatureType.Name(x.type)} -> "
-                           f"{schema_pb2.FeatureType.Name(y.type)}")
+            changes.append(
+                f"feature {name!r}: type {schema_pb2.FeatureType.Name(x.type)} -> {schema_pb2.FeatureType.Name(y.type)}"
+            )
         elif x != y:
             changes.append(f"feature {name!r}: constraints changed (presence, shape or domain)")
     return changes
@@ -115,8 +118,11 @@ def distribution_distances(a: Lineage, b: Lineage, schema) -> dict[str, dict]:
 
 
 def _side(record: Lineage) -> dict:
-    return {"model_artifact_id": record.model.artifact_id, "run": record.run.id,
-            "pushed": [p.version for p in record.pushed]}
+    return {
+        "model_artifact_id": record.model.artifact_id,
+        "run": record.run.id,
+        "pushed": [p.version for p in record.pushed],
+    }
 
 
 def _pair(a, b) -> dict:
@@ -132,24 +138,33 @@ def compare(a: Lineage, b: Lineage) -> dict:
     return {
         "a": _side(a),
         "b": _side(b),
-        "spec": {"path": _pair(a.spec.path, b.spec.path), "sha256": _pair(a.spec.sha256, b.spec.sha256),
-                 "changes": spec_changes(a.spec.resolved, b.spec.resolved)},
+        "spec": {
+            "path": _pair(a.spec.path, b.spec.path),
+            "sha256": _pair(a.spec.sha256, b.spec.sha256),
+            "changes": spec_changes(a.spec.resolved, b.spec.resolved),
+        },
         "data": {
             "span": _pair(a.data.span, b.data.span),
-            "files": {"added": sorted(files_b.keys() - files_a.keys()),
-                      "removed": sorted(files_a.keys() - files_b.keys()),
-                      "changed": sorted(p for p in files_a.keys() & files_b.keys() if files_a[p] != files_b[p]),
-                      "sha256": _pair(files_a, files_b)},
+            "files": {
+                "added": sorted(files_b.keys() - files_a.keys()),
+                "removed": sorted(files_a.keys() - files_b.keys()),
+                "changed": sorted(p for p in files_a.keys() & files_b.keys() if files_a[p] != files_b[p]),
+                "sha256": _pair(files_a, files_b),
+            },
             "same_examples": examples[0] == examples[1],
             "rows": _pair(a.data.rows, b.data.rows),
-            "schema": {"sha256": _pair(*(r.schema.sha256 if r.schema else None for r in (a, b))),
-                       "changes": schema_changes(schema_a, schema_b)},
+            "schema": {
+                "sha256": _pair(*(r.schema.sha256 if r.schema else None for r in (a, b))),
+                "changes": schema_changes(schema_a, schema_b),
+            },
             "distribution_distance": distribution_distances(a, b, schema_b),
         },
         "code": {k: _pair(a.code.get(k), b.code.get(k)) for k in ("module", "module_sha256", "git_commit")},
         "warm_start": _pair(*(r.warm_start.sha256 if r.warm_start else None for r in (a, b))),
-        "metrics": {k: {"a": ma.get(k), "b": mb.get(k), "delta": mb[k] - ma[k] if k in ma and k in mb else None}
-                    for k in sorted(ma.keys() | mb.keys())},
+        "metrics": {
+            k: {"a": ma.get(k), "b": mb.get(k), "delta": mb[k] - ma[k] if k in ma and k in mb else None}
+            for k in sorted(ma.keys() | mb.keys())
+        },
     }
 
 
@@ -191,23 +206,33 @@ def render(d: dict) -> str:
     for path in files["added"]:
         lines.append(f"  + {path} (sha256 {text.short_sha(files['sha256']['b'][path])})")
     for path in files["changed"]:
-        lines.append(f"  ~ {path} (sha256 {text.short_sha(files['sha256']['a'][path])} -> "
-                     f"{text.short_sha(files['sha256']['b'][path])})")
+        lines.append(
+            f"  ~ {path} (sha256 {text.short_sha(files['sha256']['a'][path])} -> "
+            f"{text.short_sha(files['sha256']['b'][path])})"
+        )
     if not (files["removed"] or files["added"] or files["changed"]):
         lines.append(f"  files: same ({len(files['sha256']['a'])} file(s), same sha256)")
     rows = data["rows"]
     splits = sorted(rows["a"].keys() | rows["b"].keys(), key=lambda s: (s != "train", s))
-    lines.append("  rows: " + ", ".join(f"{s} {rows['a'].get(s, '-')} -> {rows['b'].get(s, '-')}"
-                                        if rows["a"].get(s) != rows["b"].get(s) else f"{s} {rows['a'][s]} (same)"
-                                        for s in splits))
+    lines.append(
+        "  rows: "
+        + ", ".join(
+            f"{s} {rows['a'].get(s, '-')} -> {rows['b'].get(s, '-')}"
+            if rows["a"].get(s) != rows["b"].get(s)
+            else f"{s} {rows['a'][s]} (same)"
+            for s in splits
+        )
+    )
     schema = data["schema"]
     if schema["changes"]:
         lines += [f"  schema: {c}" for c in schema["changes"]]
     else:
         lines.append(f"  schema: {'same' if schema['sha256']['a'] == schema['sha256']['b'] else 'same features'}")
     if data["distribution_distance"]:
-        lines.append("  distribution distance of the training splits (TFDV; numeric: Jensen-Shannon divergence, "
-                     "categorical: L-infinity):")
+        lines.append(
+            "  distribution distance of the training splits (TFDV; numeric: Jensen-Shannon divergence, "
+            "categorical: L-infinity):"
+        )
         for name, m in data["distribution_distance"].items():
             lines.append(f"    {name:<24} {m['value']:.4f}  {m['measure']}")
     elif data["same_examples"]:
@@ -224,4 +249,3 @@ def render(d: dict) -> str:
     if not d["metrics"]:
         lines.append("  neither model was evaluated")
     return "\n".join(lines)
-

@@ -43,9 +43,16 @@ class Version:
 
 def versions(store) -> list[Version]:
     """Every pushed version, oldest first."""
-    return [Version(i, metadata.custom(a, "pushed_version"), metadata.custom(a, "pushed_destination"),
-                    metadata.custom(a, STAGE, CANDIDATE), a)
-            for i, a in enumerate(lineage.pushed_models(store), start=1)]
+    return [
+        Version(
+            i,
+            metadata.custom(a, "pushed_version"),
+            metadata.custom(a, "pushed_destination"),
+            metadata.custom(a, STAGE, CANDIDATE),
+            a,
+        )
+        for i, a in enumerate(lineage.pushed_models(store), start=1)
+    ]
 
 
 def find(store, ref: str) -> Version:
@@ -91,8 +98,11 @@ def promote(workdir: Path, ref: str, to: str = PRODUCTION) -> Version:
     if to == PRODUCTION:
         everything = versions(store)
         seq = 1 + max((metadata.custom(v.artifact, PROMOTED_SEQ, 0) for v in everything), default=0)
-        changed = [_with(v.artifact, **{STAGE: ARCHIVED}) for v in everything
-                   if v.stage == PRODUCTION and v.version != target.version]
+        changed = [
+            _with(v.artifact, **{STAGE: ARCHIVED})
+            for v in everything
+            if v.stage == PRODUCTION and v.version != target.version
+        ]
         changed.append(_with(target.artifact, **{STAGE: PRODUCTION, PROMOTED_SEQ: seq, ROLLED_BACK: None}))
     else:
         changed.append(_with(target.artifact, **{STAGE: to}))
@@ -108,14 +118,21 @@ def rollback(workdir: Path) -> tuple[Version, Version]:
     if current is None:
         raise RegistryError("nothing to roll back: no version is in production (keel models promote V)")
     seq = metadata.custom(current.artifact, PROMOTED_SEQ, 0)
-    earlier = [v for v in everything if v.stage != PRODUCTION and not metadata.custom(v.artifact, ROLLED_BACK, 0)
-               and 0 < metadata.custom(v.artifact, PROMOTED_SEQ, 0) < seq]
+    earlier = [
+        v
+        for v in everything
+        if v.stage != PRODUCTION
+        and not metadata.custom(v.artifact, ROLLED_BACK, 0)
+        and 0 < metadata.custom(v.artifact, PROMOTED_SEQ, 0) < seq
+    ]
     if not earlier:
-        raise RegistryError(f"nothing to roll back to: version {current.version} is the first one promoted "
-                            "to production")
+        raise RegistryError(
+            f"nothing to roll back to: version {current.version} is the first one promoted to production"
+        )
     previous = max(earlier, key=lambda v: metadata.custom(v.artifact, PROMOTED_SEQ, 0))
-    store.put_artifacts([_with(current.artifact, **{STAGE: ARCHIVED, ROLLED_BACK: 1}),
-                         _with(previous.artifact, **{STAGE: PRODUCTION})])
+    store.put_artifacts(
+        [_with(current.artifact, **{STAGE: ARCHIVED, ROLLED_BACK: 1}), _with(previous.artifact, **{STAGE: PRODUCTION})]
+    )
     return find(store, current.version), find(store, previous.version)
 
 
@@ -142,10 +159,16 @@ class Entry:
 
 def _entry(store, version: Version, full: bool = False) -> Entry:
     model = lineage.trained_model_of(store, version.artifact)
-    return Entry(index=version.index, version=version.version, stage=version.stage,
-                 destination=version.destination, pushed_ms=version.pushed_ms, model_artifact_id=model.id,
-                 metrics=evaluation_of(store, model).metrics,
-                 lineage=lineage.lineage(store, model) if full else None)
+    return Entry(
+        index=version.index,
+        version=version.version,
+        stage=version.stage,
+        destination=version.destination,
+        pushed_ms=version.pushed_ms,
+        model_artifact_id=model.id,
+        metrics=evaluation_of(store, model).metrics,
+        lineage=lineage.lineage(store, model) if full else None,
+    )
 
 
 def list_versions(workdir: Path) -> list[Entry]:

@@ -30,8 +30,9 @@ def _vertex_trainer(spec: Spec):
         machine["tpu_topology"] = trainer.tpu_topology
     training_args = {
         "project": spec.cloud.project,
-        "worker_pool_specs": [{"machine_spec": machine, "replica_count": 1,
-                               "container_spec": {"image_uri": spec.cloud.image}}],
+        "worker_pool_specs": [
+            {"machine_spec": machine, "replica_count": 1, "container_spec": {"image_uri": spec.cloud.image}}
+        ],
     }
     return tfx.extensions.google_cloud_ai_platform.Trainer, {
         constants.ENABLE_VERTEX_KEY: True,
@@ -46,8 +47,10 @@ def _cloud_source(spec: Spec):
     name = spec.path.name
     location = spec.cloud.data or (spec.data.source if spec.data.source.startswith("gs://") else None)
     if location is None:
-        raise SpecError(f"{name}: cloud.data: required to compile {spec.data.source!r} for the cloud; "
-                        "expected the gs:// folder or file pattern the data was copied to")
+        raise SpecError(
+            f"{name}: cloud.data: required to compile {spec.data.source!r} for the cloud; "
+            "expected the gs:// folder or file pattern the data was copied to"
+        )
     if location.endswith("/"):
         kind = "tfrecord" if spec.data.source.lower().endswith((".tfrecord", ".gz")) else "csv"
         return DataSource(kind, location.rstrip("/"), "*", [])
@@ -63,8 +66,10 @@ def check_cloud_spec(spec: Spec, target: str) -> None:
     needed = ["pipeline_root", "image", "module"] + (["project"] if target == "vertex" else [])
     missing = [key for key in needed if not getattr(spec.cloud, key)]
     if missing == needed:  # no [cloud] section at all: one problem, not one per key
-        raise SpecError(f"{name}: [cloud]: required to compile for {target}, with {', '.join(needed)} "
-                        "(see the README's Vertex AI section)")
+        raise SpecError(
+            f"{name}: [cloud]: required to compile for {target}, with {', '.join(needed)} "
+            "(see the README's Vertex AI section)"
+        )
     problems = [f"{name}: cloud.{key}: required to compile for {target}" for key in missing]
     trainer = spec.cloud.trainer
     if trainer.accelerator_count and not trainer.accelerator_type:
@@ -85,9 +90,16 @@ def cloud_placement(spec: Spec, target: str):
 
     root = f"{spec.cloud.pipeline_root.rstrip('/')}/{spec.pipeline.name}"
     trainer, extra = _vertex_trainer(spec) if target == "vertex" else (tfx.components.Trainer, {})
-    return Placement(pipeline_root=root, serving_root=f"{root}/serving", metadata=None, module=spec.cloud.module,
-                     beam_args=tuple(beam_pipeline_args(spec)), trainer=trainer, trainer_extra=extra,
-                     baseline=tfx.dsl.experimental.LatestBlessedModelStrategy)
+    return Placement(
+        pipeline_root=root,
+        serving_root=f"{root}/serving",
+        metadata=None,
+        module=spec.cloud.module,
+        beam_args=tuple(beam_pipeline_args(spec)),
+        trainer=trainer,
+        trainer_extra=extra,
+        baseline=tfx.dsl.experimental.LatestBlessedModelStrategy,
+    )
 
 
 def compile_pipeline(spec: Spec, target: str, output: Path) -> Path:
@@ -103,6 +115,8 @@ def compile_pipeline(spec: Spec, target: str, output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=spec.cloud.image),
-        output_dir=str(output.parent), output_filename=output.name)
+        output_dir=str(output.parent),
+        output_filename=output.name,
+    )
     runner.run(pipeline, write_out=True)
     return output

@@ -35,10 +35,12 @@ def local_placement(spec: Spec, workdir: Path, beam_args: list[str] | None = Non
 
     workdir = Path(workdir)
     return Placement(
-        pipeline_root=str(workdir / "pipeline"), serving_root=str(workdir / "serving" / spec.pipeline.name),
+        pipeline_root=str(workdir / "pipeline"),
+        serving_root=str(workdir / "serving" / spec.pipeline.name),
         metadata=tfx.orchestration.metadata.sqlite_metadata_connection_config(str(store_path(workdir))),
         module=str(spec.resolve(spec.model.module)),
-        beam_args=tuple(beam_pipeline_args(spec) if beam_args is None else beam_args))
+        beam_args=tuple(beam_pipeline_args(spec) if beam_args is None else beam_args),
+    )
 
 
 def local_pipeline(spec: Spec, source: DataSource, workdir: Path, beam_args: list[str] | None = None):
@@ -62,7 +64,8 @@ def _named_run_runner(run_id: str):
     class NamedRunDagRunner(LocalDagRunner):
         def run_with_ir(self, pipeline, run_options=None):
             runtime_parameter_utils.substitute_runtime_parameter(
-                pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+                pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
+            )
             return super().run_with_ir(pipeline, run_options=run_options)
 
     return NamedRunDagRunner()
@@ -130,22 +133,30 @@ def _record(spec: Spec, prepared: _Prepared, executed: _Executed):
     store = open_store(prepared.workdir)
     run = run_context(store, executed.run_id)
     if run is not None:
-        set_custom(store, run, {"keel_spec": json.dumps(spec.resolved(), sort_keys=True),
-                                "keel_spec_path": str(spec.path), "keel_spec_sha256": spec.sha256(),
-                                "keel_data": json.dumps(prepared.provenance, sort_keys=True),
-                                "keel_code": json.dumps(code_provenance(spec.resolve(spec.model.module)),
-                                                        sort_keys=True),
-                                "keel_cpu_seconds": json.dumps(executed.cpu_seconds, sort_keys=True)})
-    return collect_summary(store, run, spec.pipeline.name, executed.node_ids, prepared.workdir, executed.seconds,
-                           executed.log_file)
+        set_custom(
+            store,
+            run,
+            {
+                "keel_spec": json.dumps(spec.resolved(), sort_keys=True),
+                "keel_spec_path": str(spec.path),
+                "keel_spec_sha256": spec.sha256(),
+                "keel_data": json.dumps(prepared.provenance, sort_keys=True),
+                "keel_code": json.dumps(code_provenance(spec.resolve(spec.model.module)), sort_keys=True),
+                "keel_cpu_seconds": json.dumps(executed.cpu_seconds, sort_keys=True),
+            },
+        )
+    return collect_summary(
+        store, run, spec.pipeline.name, executed.node_ids, prepared.workdir, executed.seconds, executed.log_file
+    )
 
 
 def _raise_failure(failure: Exception, log_file: Path):
     """The user-facing KeelError inside `failure`, or a RuntimeError (a bug) that names the log file."""
     keel_error = find_keel_error(failure)
     if keel_error is None:
-        raise RuntimeError(f"keel run failed unexpectedly: {failure.__class__.__name__}: {failure}; "
-                           f"full log: {log_file}") from failure
+        raise RuntimeError(
+            f"keel run failed unexpectedly: {failure.__class__.__name__}: {failure}; full log: {log_file}"
+        ) from failure
     raise keel_error
 
 

@@ -18,8 +18,10 @@ def workdir_lock(workdir: Path):
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            raise KeelError(f"{workdir} is in use by another keel run (pid {holder}); "
-                            "wait for it to finish or use another --workdir") from None
+            raise KeelError(
+                f"{workdir} is in use by another keel run (pid {holder}); "
+                "wait for it to finish or use another --workdir"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

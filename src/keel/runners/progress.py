@@ -31,8 +31,10 @@ class Reporter:
         self._line(f"  data: {written} -> {source.input_base} ({shown}{len(provenance['files'])} file(s))")
 
     def recovered(self, closed: list[str]) -> None:
-        self._line(f"  recovered: an earlier run was killed during {', '.join(closed)}; its unfinished "
-                   "executions are marked CANCELED in ML Metadata and will run again")
+        self._line(
+            f"  recovered: an earlier run was killed during {', '.join(closed)}; its unfinished "
+            "executions are marked CANCELED in ML Metadata and will run again"
+        )
 
     def component(self, index: int, total: int, node_id: str, how: str) -> None:
         self._line(f"  [{index:>2}/{total}] {node_id:<22} {how}")

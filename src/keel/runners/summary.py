@@ -9,8 +9,14 @@ from keel.mlmd import evaluation, text
 from keel.mlmd import store as metadata
 from keel.pipeline.nodes import EVALUATOR, PUSHER, TRAINER
 
-STATE_WORDS = {"COMPLETE": "ran", "CACHED": "cached", "FAILED": "failed", "RUNNING": "interrupted",
-               "NEW": "not run", "CANCELED": "canceled"}
+STATE_WORDS = {
+    "COMPLETE": "ran",
+    "CACHED": "cached",
+    "FAILED": "failed",
+    "RUNNING": "interrupted",
+    "NEW": "not run",
+    "CANCELED": "canceled",
+}
 
 
 @dataclasses.dataclass
@@ -40,8 +46,10 @@ class RunSummary:
         return next((c.status for c in self.components if c.node_id == node_id), "not run")
 
     def render(self) -> str:
-        lines = [f"summary of {self.pipeline} run {self.run_id or '(not started)'} "
-                 f"({self.seconds:.1f}s; log {self.log_file})"]
+        lines = [
+            f"summary of {self.pipeline} run {self.run_id or '(not started)'} "
+            f"({self.seconds:.1f}s; log {self.log_file})"
+        ]
         for c in self.components:
             took = f"{c.seconds:7.1f}s" if c.seconds is not None and c.status == "ran" else " " * 8
             lines.append(f"  {c.node_id:<22} {c.status:<12} {took}")
@@ -60,8 +68,9 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def collect_summary(store, run, name: str, node_ids: list[str], workdir: Path, seconds: float,
-                    log_file: Path) -> RunSummary:
+def collect_summary(
+    store, run, name: str, node_ids: list[str], workdir: Path, seconds: float, log_file: Path
+) -> RunSummary:
     """Builds the RunSummary of pipeline run `run` (a pipeline_run context, or None if none started)."""
     summary = RunSummary(pipeline=name, workdir=workdir, seconds=seconds, log_file=log_file)
     executions, cpu = {}, {}
@@ -86,8 +95,11 @@ def collect_summary(store, run, name: str, node_ids: list[str], workdir: Path, s
     summary.training = describe_record(record) if record else None
     if EVALUATOR in executions:
         judged = evaluation.read(store, executions[EVALUATOR].execution)
-        summary.metrics, summary.blessed, summary.blessing_reasons = (judged.metrics, judged.blessed,
-                                                                      judged.blessing_reasons)
+        summary.metrics, summary.blessed, summary.blessing_reasons = (
+            judged.metrics,
+            judged.blessed,
+            judged.blessing_reasons,
+        )
     pushed = output(PUSHER, "pushed_model")
     if pushed is not None and metadata.custom(pushed, "pushed", 0):
         summary.pushed_to = metadata.custom(pushed, "pushed_destination")

@@ -49,8 +49,9 @@ class ModelServer:
         self.name, self.root = versions.model_root(config.workdir, config.model)
         version = versions.chosen_version(config.workdir, self.name, self.root)
         if version is None:
-            raise ServingError(f"{self.root}: no pushed version to serve (a version is a numbered directory "
-                               "with saved_model.pb)")
+            raise ServingError(
+                f"{self.root}: no pushed version to serve (a version is a numbered directory with saved_model.pb)"
+            )
         self.failed: dict[str, tuple[tuple, str]] = {}  # version -> (fingerprint it failed with, error)
         self.current: LoadedVersion = self._load_at_start(version)
         self.batcher = MicroBatcher(config.max_batch_size, config.batch_wait_ms / 1000)
@@ -69,8 +70,9 @@ class ModelServer:
                 error = f"{e.__class__.__name__}: {e}".splitlines()[0]
                 self.failed[version] = (versions.fingerprint(self.root / version), error)
                 print(f"could not load version {version} of {self.name}: {error}", file=sys.stderr, flush=True)
-        raise ServingError(f"{self.root}: no version of {self.name} loads (tried {', '.join(self.failed)}); "
-                           "see the errors above")
+        raise ServingError(
+            f"{self.root}: no version of {self.name} loads (tried {', '.join(self.failed)}); see the errors above"
+        )
 
     def served(self, name: str, version: str | None) -> LoadedVersion:
         current = self.current
@@ -79,8 +81,9 @@ class ModelServer:
         if version is not None and version != current.version:
             if not version.isdigit():
                 raise _ApiError(404, f"version {version!r} is not a version number")
-            raise _ApiError(404, f"version {version!r} of {name!r} is not being served; "
-                                 f"the served version is {current.version}")
+            raise _ApiError(
+                404, f"version {version!r} of {name!r} is not being served; the served version is {current.version}"
+            )
         return current
 
     async def watch(self) -> None:
@@ -107,8 +110,12 @@ class ModelServer:
             loaded = await asyncio.to_thread(versions.load_version, self.name, self.root, target)
         except Exception as e:
             self.failed[target] = (now, f"{e.__class__.__name__}: {e}".splitlines()[0])
-            print(f"could not load version {target} of {self.name}; still serving {self.current.version}: "
-                  f"{self.failed[target][1]}", file=sys.stderr, flush=True)
+            print(
+                f"could not load version {target} of {self.name}; still serving {self.current.version}: "
+                f"{self.failed[target][1]}",
+                file=sys.stderr,
+                flush=True,
+            )
             return
         self.failed.pop(target, None)
         previous, self.current = self.current, loaded
@@ -147,10 +154,12 @@ def create_app(server: ModelServer, on_ready=None, on_stopped=None) -> Starlette
         @functools.wraps(handler)
         async def wrapped(request: Request):
             try:
-                return await handler(request, server.served(request.path_params["name"],
-                                                            request.path_params.get("version")))
+                return await handler(
+                    request, server.served(request.path_params["name"], request.path_params.get("version"))
+                )
             except _ApiError as e:
                 return JSONResponse({"error": str(e)}, status_code=e.status)
+
         return wrapped
 
     @api
@@ -159,8 +168,12 @@ def create_app(server: ModelServer, on_ready=None, on_stopped=None) -> Starlette
 
     @api
     async def metadata(request: Request, version: LoadedVersion):
-        return JSONResponse({"model_spec": {"name": version.name, "signature_name": "", "version": version.version},
-                             "metadata": {"signature_def": {"signature_def": version.signature_defs}}})
+        return JSONResponse(
+            {
+                "model_spec": {"name": version.name, "signature_name": "", "version": version.version},
+                "metadata": {"signature_def": {"signature_def": version.signature_defs}},
+            }
+        )
 
     @api
     async def predict(request: Request, version: LoadedVersion):
@@ -177,27 +190,35 @@ def create_app(server: ModelServer, on_ready=None, on_stopped=None) -> Starlette
             form = codec.parse_body(parsed)
             signature = form.signature_name or version.default_signature
             if signature not in version.signature_inputs:
-                raise codec.RequestError(f"signature {signature!r} not found; version {version.version} has: "
-                                         f"{', '.join(sorted(version.signature_defs))}")
+                raise codec.RequestError(
+                    f"signature {signature!r} not found; version {version.version} has: "
+                    f"{', '.join(sorted(version.signature_defs))}"
+                )
             arrays = codec.to_arrays(form, version.signature_inputs[signature])
         except codec.RequestError as e:
             raise _ApiError(400, str(e)) from None
         try:
-            outputs = await server.batcher.submit((version.version, signature),
-                                                  functools.partial(version.predict, signature), arrays, form.rows)
+            outputs = await server.batcher.submit(
+                (version.version, signature), functools.partial(version.predict, signature), arrays, form.rows
+            )
         except Exception as e:  # the inputs were valid for the signature, so this is the model failing
             log.exception("the model failed on request %s", request_id)
-            raise _ApiError(500, f"the model failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300]}") \
-                from None
+            raise _ApiError(500, f"the model failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300]}") from None
         server.requests += 1
-        server.request_log.add(LoggedRequest(request_id, received, version.name, version.version, signature,
-                                             arrays, outputs))
+        server.request_log.add(
+            LoggedRequest(request_id, received, version.name, version.version, signature, arrays, outputs)
+        )
         return JSONResponse(codec.render(outputs, form.columnar), headers={"X-Request-Id": request_id})
 
     async def not_found(request: Request, exc: HTTPException):
-        message = exc.detail if exc.status_code != 404 else (
-            f"no such endpoint: {request.method} {request.url.path}; expected /v1/models/NAME[/versions/V]"
-            "[/metadata] or POST /v1/models/NAME[/versions/V]:predict")
+        message = (
+            exc.detail
+            if exc.status_code != 404
+            else (
+                f"no such endpoint: {request.method} {request.url.path}; expected /v1/models/NAME[/versions/V]"
+                "[/metadata] or POST /v1/models/NAME[/versions/V]:predict"
+            )
+        )
         return JSONResponse({"error": message}, status_code=exc.status_code)
 
     @contextlib.asynccontextmanager
@@ -258,18 +279,27 @@ def serve(config: ServeConfig) -> None:
 
     def ready():
         logging_to = f"request logs in {server.log_dir}" if config.log_sample_rate > 0 else "request logging off"
-        batching = (f"micro-batching up to {config.max_batch_size} rows, {config.batch_wait_ms:g} ms"
-                    if config.max_batch_size > 1 else "micro-batching off")
-        print(f"serving {server.name} version {server.current.version} at http://{host}:{port} "
-              f"({batching}; {logging_to})", flush=True)
+        batching = (
+            f"micro-batching up to {config.max_batch_size} rows, {config.batch_wait_ms:g} ms"
+            if config.max_batch_size > 1
+            else "micro-batching off"
+        )
+        print(
+            f"serving {server.name} version {server.current.version} at http://{host}:{port} "
+            f"({batching}; {logging_to})",
+            flush=True,
+        )
 
     def stopped():
         batches = server.batcher.batches
         mean = f", {server.batcher.batched_rows / batches:.1f} rows per model call" if batches else ""
-        print(f"stopped: answered {server.requests} predict requests{mean}; "
-              f"{server.request_log.written} logged", flush=True)
+        print(
+            f"stopped: answered {server.requests} predict requests{mean}; {server.request_log.written} logged",
+            flush=True,
+        )
 
     app = create_app(server, ready, stopped)
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30,
-                                       lifespan="on"))
+    uv = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30, lifespan="on")
+    )
     uv.run(sockets=[sock])

@@ -113,5 +113,5 @@ class MicroBatcher:
         start = 0
         for p in live:
             if not p.done.done():
-                p.done.set_result({name: values[start:start + p.rows] for name, values in outputs.items()})
+                p.done.set_result({name: values[start : start + p.rows] for name, values in outputs.items()})
             start += p.rows

@@ -37,8 +37,9 @@ def parse_body(body) -> Request:
         raise RequestError(f"'signature_name' must be a string, got {signature_name!r}")
     unknown = sorted(set(body) - {"instances", "inputs", "signature_name"})
     if unknown:
-        raise RequestError(f"unknown key {unknown[0]!r} in the body; expected 'instances' or 'inputs' "
-                           "and optionally 'signature_name'")
+        raise RequestError(
+            f"unknown key {unknown[0]!r} in the body; expected 'instances' or 'inputs' and optionally 'signature_name'"
+        )
     if ("instances" in body) == ("inputs" in body):
         raise RequestError("the body must have exactly one of 'instances' (row form) or 'inputs' (columnar form)")
     if "instances" in body:
@@ -58,8 +59,10 @@ def _rows(instances, signature_name) -> Request:
         if instance.keys() != columns.keys():
             differ = sorted(set(instance) ^ set(columns))[0]
             where = "lacks" if differ in columns else "has"
-            raise RequestError(f"instances[{index}] {where} feature {differ!r} unlike instances[0]; "
-                               "every instance needs the same features")
+            raise RequestError(
+                f"instances[{index}] {where} feature {differ!r} unlike instances[0]; "
+                "every instance needs the same features"
+            )
         for name, value in instance.items():
             columns[name].append(value)
     return Request(signature_name, columns, len(instances), columnar=False)
@@ -85,8 +88,10 @@ def to_arrays(request: Request, inputs: dict[str, tf.TensorSpec]) -> dict[str, n
     columns = request.columns
     if "" in columns:
         if len(inputs) != 1:
-            raise RequestError(f"bare values need a signature with one input; this one takes {len(inputs)}: "
-                               f"{', '.join(sorted(inputs))}")
+            raise RequestError(
+                f"bare values need a signature with one input; this one takes {len(inputs)}: "
+                f"{', '.join(sorted(inputs))}"
+            )
         columns = {next(iter(inputs)): columns[""]}
     missing = sorted(set(inputs) - set(columns))
     if missing:
@@ -105,8 +110,11 @@ def _typed(name: str, values: list, dtype: tf.DType) -> np.ndarray:
         for v in values:
             if v is None and dtype.is_floating:
                 v = math.nan
-            elif isinstance(v, bool) or not isinstance(v, (int, float)) or (
-                    dtype.is_integer and not float(v).is_integer()):
+            elif (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or (dtype.is_integer and not float(v).is_integer())
+            ):
                 kind = "an integer" if dtype.is_integer else "a number or null"
                 raise RequestError(f"feature {name!r}: expected {kind} ({dtype.name}), got {v!r}")
             out.append(v)
@@ -124,7 +132,7 @@ def _string(name: str, value) -> bytes:
             return base64.b64decode(value["b64"], validate=True)
         except binascii.Error:
             raise RequestError(f"feature {name!r}: {value['b64'][:40]!r} is not valid base64") from None
-    raise RequestError(f"feature {name!r}: expected a string, {{\"b64\": ...}} or null, got {value!r}")
+    raise RequestError(f'feature {name!r}: expected a string, {{"b64": ...}} or null, got {value!r}')
 
 
 def _jsonable(array: np.ndarray) -> list:

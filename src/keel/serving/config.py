@@ -17,22 +17,24 @@ class ServeConfig:
     model: str | None = None
     host: str = "127.0.0.1"
     port: int = 8501
-    log_dir: Path | None = None          # default WORKDIR/request_logs/NAME
-    log_sample_rate: float = 1.0         # share of requests logged; 0 turns logging off
-    log_max_bytes: int = 64 << 20        # rotate log files at this size
-    max_batch_size: int = 64             # rows per model call; 1 turns micro-batching off
-    batch_wait_ms: float = 2.0           # longest a request waits for others to join its batch
-    max_body_bytes: int = 4 << 20        # larger predict bodies get 413
-    poll_seconds: float = 2.0            # how often to look for a new version
+    log_dir: Path | None = None  # default WORKDIR/request_logs/NAME
+    log_sample_rate: float = 1.0  # share of requests logged; 0 turns logging off
+    log_max_bytes: int = 64 << 20  # rotate log files at this size
+    max_batch_size: int = 64  # rows per model call; 1 turns micro-batching off
+    batch_wait_ms: float = 2.0  # longest a request waits for others to join its batch
+    max_body_bytes: int = 4 << 20  # larger predict bodies get 413
+    poll_seconds: float = 2.0  # how often to look for a new version
 
     def __post_init__(self):
-        checks = [("--port", self.port, 0 <= self.port <= 65535, "0-65535"),
-                  ("--log-sample-rate", self.log_sample_rate, 0 <= self.log_sample_rate <= 1, "between 0 and 1"),
-                  ("--log-max-bytes", self.log_max_bytes, self.log_max_bytes >= 1024, "at least 1024"),
-                  ("--max-batch-size", self.max_batch_size, self.max_batch_size >= 1, "at least 1"),
-                  ("--batch-wait-ms", self.batch_wait_ms, self.batch_wait_ms >= 0, "0 or more"),
-                  ("--max-body-bytes", self.max_body_bytes, self.max_body_bytes >= 1, "at least 1"),
-                  ("--poll-seconds", self.poll_seconds, self.poll_seconds > 0, "more than 0")]
+        checks = [
+            ("--port", self.port, 0 <= self.port <= 65535, "0-65535"),
+            ("--log-sample-rate", self.log_sample_rate, 0 <= self.log_sample_rate <= 1, "between 0 and 1"),
+            ("--log-max-bytes", self.log_max_bytes, self.log_max_bytes >= 1024, "at least 1024"),
+            ("--max-batch-size", self.max_batch_size, self.max_batch_size >= 1, "at least 1"),
+            ("--batch-wait-ms", self.batch_wait_ms, self.batch_wait_ms >= 0, "0 or more"),
+            ("--max-body-bytes", self.max_body_bytes, self.max_body_bytes >= 1, "at least 1"),
+            ("--poll-seconds", self.poll_seconds, self.poll_seconds > 0, "more than 0"),
+        ]
         for flag, value, ok, expected in checks:
             if not ok:
                 raise ServingError(f"{flag}: got {value}; expected {expected}")

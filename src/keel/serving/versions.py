@@ -26,8 +26,9 @@ def model_root(workdir: Path, name: str | None) -> tuple[str, Path]:
     names = sorted(p.name for p in serving.iterdir() if p.is_dir())
     if name is None:
         if len(names) != 1:
-            raise ServingError(f"{serving}: holds {len(names)} models ({', '.join(names) or 'none'}); "
-                               "pick one with --model")
+            raise ServingError(
+                f"{serving}: holds {len(names)} models ({', '.join(names) or 'none'}); pick one with --model"
+            )
         name = names[0]
     if name not in names:
         raise ServingError(f"{serving}: no model {name!r}; expected one of: {', '.join(names) or 'none pushed yet'}")
@@ -36,8 +37,11 @@ def model_root(workdir: Path, name: str | None) -> tuple[str, Path]:
 
 def versions(root: Path) -> list[str]:
     """Version directory names holding a SavedModel, oldest first (TF Serving orders them as integers)."""
-    found = [p.name for p in root.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()] \
-        if root.is_dir() else []
+    found = (
+        [p.name for p in root.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+        if root.is_dir()
+        else []
+    )
     return sorted(found, key=int)
 
 
@@ -56,15 +60,19 @@ def chosen_version(workdir: Path, name: str, root: Path) -> str | None:
     if production is not None:
         if production in available:
             return production
-        log.warning("the registry's production version %s of %s is not in %s; serving the newest", production,
-                    name, root)
+        log.warning(
+            "the registry's production version %s of %s is not in %s; serving the newest", production, name, root
+        )
     return available[-1] if available else None
 
 
 def fingerprint(path: Path) -> tuple:
     """Sizes and mtimes of every file under `path`: equal on two looks means the copy has finished."""
-    return tuple(sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-                        for p in path.rglob("*") if p.is_file()))
+    return tuple(
+        sorted(
+            (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()
+        )
+    )
 
 
 @dataclasses.dataclass
@@ -98,8 +106,11 @@ def load_version(name: str, root: Path, version: str) -> LoadedVersion:
     model = tf.saved_model.load(str(path))
     inputs = {key: dict(fn.structured_input_signature[1]) for key, fn in model.signatures.items()}
     saved = loader_impl.parse_saved_model(str(path))
-    defs = {key: json_format.MessageToDict(sig, preserving_proto_field_name=True)
-            for key, sig in saved.meta_graphs[0].signature_def.items() if not key.startswith("__")}
+    defs = {
+        key: json_format.MessageToDict(sig, preserving_proto_field_name=True)
+        for key, sig in saved.meta_graphs[0].signature_def.items()
+        if not key.startswith("__")
+    }
     loaded = LoadedVersion(name, version, path, model, inputs, defs)
     if "serving_raw" in inputs:  # all-missing raw features are valid input; an empty tf.Example may not be
         loaded.predict("serving_raw", {n: _warmup_value(s) for n, s in inputs["serving_raw"].items()})

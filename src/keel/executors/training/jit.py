@@ -9,6 +9,7 @@ is always XLA (TPUs run nothing else), so nothing is timed there.
 """
 
 import dataclasses
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -33,8 +34,11 @@ class ModeTiming:
 
     def as_dict(self, steps: int) -> dict:
         """Fixed cost, step time, and the predicted wall time of `steps` steps."""
-        return {"fixed_s": round(self.fixed_s, 4), "step_ms": round(self.step_s * 1000, 4),
-                "predicted_s": round(self.predicted_s(steps), 3)}
+        return {
+            "fixed_s": round(self.fixed_s, 4),
+            "step_ms": round(self.step_s * 1000, 4),
+            "predicted_s": round(self.predicted_s(steps), 3),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +52,14 @@ class JitChoice:
     probe: tuple[ModeTiming, ...] = ()
 
     def as_dict(self) -> dict:
-        found = {"jit_compile": self.jit_compile, "setting": self.setting, "reason": self.reason,
-                 "planned_steps": self.planned_steps}
+        found = {
+            "jit_compile": self.jit_compile,
+            "setting": self.setting,
+            "reason": self.reason,
+            "planned_steps": self.planned_steps,
+        }
         if self.probe:
-            found["probe"] = {("xla" if t.jit_compile else "graph"): t.as_dict(self.planned_steps)
-                              for t in self.probe}
+            found["probe"] = {("xla" if t.jit_compile else "graph"): t.as_dict(self.planned_steps) for t in self.probe}
         return found
 
 
@@ -78,7 +85,7 @@ def time_mode(model: keras.Model, dataset: tf.data.Dataset, probe_steps: int = P
     started = time.perf_counter()
     model.fit(dataset, epochs=1, steps_per_epoch=probe_steps + 1, verbose=0, callbacks=[clock])
     wall = time.perf_counter() - started
-    step = statistics.median(b - a for a, b in zip(clock.ends, clock.ends[1:]))
+    step = statistics.median(b - a for a, b in itertools.pairwise(clock.ends))
     return ModeTiming(bool(model.jit_compile), fixed_s=max(0.0, wall - (probe_steps + 1) * step), step_s=step)
 
 
@@ -95,8 +102,13 @@ def faster(graph: ModeTiming, xla: ModeTiming, planned_steps: int) -> ModeTiming
     return xla if xla.predicted_s(planned_steps) < graph.predicted_s(planned_steps) else graph
 
 
-def choose_jit(setting: str | bool, compiled_model: Callable[[bool], keras.Model],
-               dataset: Callable[[], tf.data.Dataset], planned_steps: int, on_tpu: bool = False) -> JitChoice:
+def choose_jit(
+    setting: str | bool,
+    compiled_model: Callable[[bool], keras.Model],
+    dataset: Callable[[], tf.data.Dataset],
+    planned_steps: int,
+    on_tpu: bool = False,
+) -> JitChoice:
     """Decides `jit_compile` for training.
 
     `compiled_model(jit)` returns a freshly built model compiled with `jit_compile=jit`; `dataset()`
@@ -118,7 +130,5 @@ def choose_jit(setting: str | bool, compiled_model: Callable[[bool], keras.Model
     best = faster(graph, xla, planned_steps)
     other = xla if best is graph else graph
     ratio = other.predicted_s(planned_steps) / max(best.predicted_s(planned_steps), 1e-9)
-    reason = (f"{'XLA' if best.jit_compile else 'graph mode'} measured {ratio:.2f}x faster over "
-              f"{planned_steps} steps")
+    reason = f"{'XLA' if best.jit_compile else 'graph mode'} measured {ratio:.2f}x faster over {planned_steps} steps"
     return JitChoice(best.jit_compile, setting, reason, planned_steps, (graph, xla))
-

@@ -20,8 +20,12 @@ RECORD_FILE = "keel_training.json"
 
 def training_record(placement: Placement, precision: str, jit: JitChoice, global_batch: int) -> dict:
     """The record as plain data."""
-    return {"placement": placement.as_dict(), "precision": precision, "global_batch_size": global_batch,
-            "jit": jit.as_dict()}
+    return {
+        "placement": placement.as_dict(),
+        "precision": precision,
+        "global_batch_size": global_batch,
+        "jit": jit.as_dict(),
+    }
 
 
 def write_training_record(serving_model_dir: str, record: dict) -> Path:
@@ -44,14 +48,17 @@ def describe_record(record: dict) -> str:
     """The one-line form of a training record (what the run summary prints)."""
     where = record["placement"]
     jit = record["jit"]
-    line = (f"{where['strategy']} on {where['replicas']} {where['device'].upper()} replica"
-            f"{'s' if where['replicas'] != 1 else ''}, {record['precision']}, "
-            f"global batch {record['global_batch_size']}; XLA {'on' if jit['jit_compile'] else 'off'} "
-            f"(jit_compile = {json.dumps(jit['setting'])}: {jit['reason']})")
+    line = (
+        f"{where['strategy']} on {where['replicas']} {where['device'].upper()} replica"
+        f"{'s' if where['replicas'] != 1 else ''}, {record['precision']}, "
+        f"global batch {record['global_batch_size']}; XLA {'on' if jit['jit_compile'] else 'off'} "
+        f"(jit_compile = {json.dumps(jit['setting'])}: {jit['reason']})"
+    )
     probe = jit.get("probe", {})
     if probe:
         line += "; probe " + ", ".join(
-            f"{mode} {p['fixed_s']:.2f}s + {p['step_ms']:.2f} ms/step" for mode, p in probe.items())
+            f"{mode} {p['fixed_s']:.2f}s + {p['step_ms']:.2f} ms/step" for mode, p in probe.items()
+        )
     if where.get("note"):
         line += f"; {where['note']}"
     return line

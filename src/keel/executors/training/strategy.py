@@ -26,8 +26,10 @@ CONNECT_TIMEOUT_S = 10.0
 NO_GPU = "train.accelerator = 'gpu': TensorFlow sees no GPU on this machine; use accelerator = 'auto' or 'cpu'"
 
 # The names users know, for the classes that implement them.
-STRATEGY_NAMES = {"_DefaultDistributionStrategy": "default strategy",
-                  "CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy"}
+STRATEGY_NAMES = {
+    "_DefaultDistributionStrategy": "default strategy",
+    "CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy",
+}
 
 # initialize_tpu_system resets the TPU; a process that trains twice (a notebook) does it once per TPU.
 _tpu_strategies: dict[str, tf.distribute.Strategy] = {}
@@ -48,8 +50,12 @@ class Placement:
         return STRATEGY_NAMES.get(name, name)
 
     def as_dict(self) -> dict:
-        return {"strategy": self.strategy_name, "device": self.device, "replicas": self.replicas,
-                **({"note": self.note} if self.note else {})}
+        return {
+            "strategy": self.strategy_name,
+            "device": self.device,
+            "replicas": self.replicas,
+            **({"note": self.note} if self.note else {}),
+        }
 
 
 def local_tpu_devices() -> list[str]:
@@ -63,7 +69,8 @@ def _check_tpu_reachable(tpu: str) -> None:
         if not local_tpu_devices():
             raise AcceleratorError(
                 "train.accelerator = 'tpu': this machine has no TPU (no /dev/accel* or /dev/vfio/N device); "
-                "run on a TPU VM, set train.tpu to a TPU name or grpc://HOST:PORT, or use accelerator = 'auto'")
+                "run on a TPU VM, set train.tpu to a TPU name or grpc://HOST:PORT, or use accelerator = 'auto'"
+            )
         return
     if tpu.startswith("grpc://"):
         address = urlparse(tpu)
@@ -72,8 +79,10 @@ def _check_tpu_reachable(tpu: str) -> None:
         try:
             socket.create_connection((address.hostname, address.port), timeout=CONNECT_TIMEOUT_S).close()
         except OSError as e:
-            raise AcceleratorError(f"train.tpu = {tpu!r}: no TPU answers at {address.hostname}:{address.port} "
-                                   f"({e.strerror or e.__class__.__name__})") from None
+            raise AcceleratorError(
+                f"train.tpu = {tpu!r}: no TPU answers at {address.hostname}:{address.port} "
+                f"({e.strerror or e.__class__.__name__})"
+            ) from None
 
 
 def check_accelerator(accelerator: str, tpu: str) -> None:

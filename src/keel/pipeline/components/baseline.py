@@ -21,9 +21,11 @@ class LatestBlessedBeforeCandidate(resolver.ResolverStrategy):
         if not candidates:
             return result
         newest_allowed = min(c.id for c in candidates)
-        blessed = {b.get_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): b
-                   for b in input_dict.get(BLESSING, [])
-                   if b.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1}
+        blessed = {
+            b.get_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): b
+            for b in input_dict.get(BLESSING, [])
+            if b.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
+        }
         older = [m for m in input_dict.get(MODEL, []) if m.id < newest_allowed and m.id in blessed]
         if older:
             baseline = max(older, key=lambda m: m.id)

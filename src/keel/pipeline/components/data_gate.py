@@ -50,11 +50,13 @@ def _non_finite(stats: dict[str, statistics_pb2.DatasetFeatureStatistics], numer
                     nan += max((h.num_nan for h in numbers.histograms), default=0)  # each histogram counts all
                     infinite |= {str(v) for v in (numbers.min, numbers.max) if math.isinf(v)}
         if nan:
-            found.append(f"column {name!r} holds NaN in {int(nan)} row(s): leave a missing value empty instead "
-                         "(keel imputes it)")
+            found.append(
+                f"column {name!r} holds NaN in {int(nan)} row(s): leave a missing value empty instead (keel imputes it)"
+            )
         if infinite:
-            found.append(f"column {name!r} holds infinite values ({', '.join(sorted(infinite))}): "
-                         "fix or drop those rows")
+            found.append(
+                f"column {name!r} holds infinite values ({', '.join(sorted(infinite))}): fix or drop those rows"
+            )
     return found
 
 
@@ -64,6 +66,7 @@ def _unseen_labels(stats: dict[str, statistics_pb2.DatasetFeatureStatistics], la
     The model cannot predict a class it was not trained on: such rows could only lower the metrics,
     so this is a data problem to fix before training, not something to discover in the metrics.
     """
+
     def values(split_stats) -> dict[str, float]:
         for feature in split_stats.features:
             if feature.path.step == [label] and feature.HasField("string_stats"):
@@ -78,8 +81,10 @@ def _unseen_labels(stats: dict[str, statistics_pb2.DatasetFeatureStatistics], la
         unseen = {v: n for v, n in values(split_stats).items() if v not in known}
         if unseen:
             shown = ", ".join(f"{v!r} ({int(n)} row(s))" for v, n in sorted(unseen.items())[:5])
-            found.append(f"split {split}: the label {label!r} has class(es) the train split never shows: {shown}; "
-                         "the model cannot predict them: fix those rows or add examples of them to the data")
+            found.append(
+                f"split {split}: the label {label!r} has class(es) the train split never shows: {shown}; "
+                "the model cannot predict them: fix those rows or add examples of them to the data"
+            )
     return found
 
 
@@ -124,10 +129,16 @@ def problems(examples, statistics, schema, anomalies, config: GateConfig) -> lis
         if types.get(name) == schema_pb2.BYTES:
             samples, rows = _non_numeric_values(examples, name)
             shown = ", ".join(repr(s) for s in samples)
-            found.append(f"column {name!r} is declared numeric (features.numeric) but holds text in {rows} row(s), "
-                         f"e.g. {shown}: fix those rows or list it under features.categorical")
-    stats = {split: lists.datasets[0] for split, lists in
-             _per_split(statistics, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList).items()}
+            found.append(
+                f"column {name!r} is declared numeric (features.numeric) but holds text in {rows} row(s), "
+                f"e.g. {shown}: fix those rows or list it under features.categorical"
+            )
+    stats = {
+        split: lists.datasets[0]
+        for split, lists in _per_split(
+            statistics, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList
+        ).items()
+    }
     found += _non_finite(stats, [n for n in config.numeric if types.get(n) != schema_pb2.BYTES])
     found += _unseen_labels(stats, label)
     for split, result in sorted(_per_split(anomalies, "SchemaDiff.pb", anomalies_pb2.Anomalies).items()):

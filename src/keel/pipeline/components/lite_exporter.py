@@ -49,9 +49,13 @@ def LiteExporter(
         lite_model.set_int_custom_property("exported", 0)
         print("    LiteExporter: nothing to export (the model was not blessed and pushed)", flush=True)
         return
-    policy = LitePolicy(variants=settings.variants, choose=settings.choose,
-                        max_accuracy_drop=settings.max_accuracy_drop, max_size_bytes=settings.max_size_bytes,
-                        representative_rows=settings.representative_rows)
+    policy = LitePolicy(
+        variants=settings.variants,
+        choose=settings.choose,
+        max_accuracy_drop=settings.max_accuracy_drop,
+        max_size_bytes=settings.max_size_bytes,
+        representative_rows=settings.representative_rows,
+    )
     result = export_lite(destination, examples.uri, Path(lite_model.uri), policy, label=settings.label)
     served = Path(destination) / LITE_DIR
     install(result.directory, served)
@@ -64,5 +68,8 @@ def LiteExporter(
     lite_model.set_float_custom_property("accuracy_drop", chosen.accuracy_drop)
     lite_model.set_float_custom_property("argmax_agreement", chosen.agreement)
     lite_model.set_float_custom_property("latency_median_us", chosen.latency_median_us)
-    print(f"    LiteExporter: {chosen.name}, {chosen.size_bytes} bytes, accuracy {chosen.accuracy:.4f} "
-          f"(drop {chosen.accuracy_drop * 100:.2f} pp) -> {served}", flush=True)
+    print(
+        f"    LiteExporter: {chosen.name}, {chosen.size_bytes} bytes, accuracy {chosen.accuracy:.4f} "
+        f"(drop {chosen.accuracy_drop * 100:.2f} pp) -> {served}",
+        flush=True,
+    )
