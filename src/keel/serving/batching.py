@@ -30,9 +30,15 @@ class _Pending:
 class MicroBatcher:
     """Joins requests with the same key into batches of at most `max_batch_size` rows."""
 
-    def __init__(self, max_batch_size: int = 64, max_wait_s: float = 0.002):
+    def __init__(
+        self,
+        max_batch_size: int = 64,
+        max_wait_s: float = 0.002,
+        on_batch: Callable[[tuple, int], None] | None = None,
+    ):
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
+        self.on_batch = on_batch  # called with (key, rows) after each model call that succeeded
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="keel-model")
         self._pending: list[_Pending] = []
         self._pending_rows = 0
@@ -59,7 +65,10 @@ class MicroBatcher:
         """Runs `run` on `columns` (alone or batched with others of the same key); returns its rows' outputs."""
         loop = asyncio.get_running_loop()
         if self.max_batch_size <= 1:
-            return await loop.run_in_executor(self._model_thread, run, columns)
+            outputs = await loop.run_in_executor(self._model_thread, run, columns)
+            if self.on_batch is not None:
+                self.on_batch(key, rows)
+            return outputs
         done = loop.create_future()
         self._pending.append(_Pending(key, run, columns, rows, done))
         self._pending_rows += rows
@@ -110,6 +119,8 @@ class MicroBatcher:
             return
         self.batches += 1
         self.batched_rows += sum(p.rows for p in live)
+        if self.on_batch is not None:
+            self.on_batch(live[0].key, sum(p.rows for p in live))
         start = 0
         for p in live:
             if not p.done.done():

@@ -13,11 +13,13 @@ from keel.core.errors import ServingError
 class ServeConfig:
     """Everything `keel serve` can be told; the command line's defaults are these."""
 
-    workdir: Path
+    workdir: Path | None = None  # the workdir of a single model
     model: str | None = None
+    workdirs: tuple[Path, ...] = ()  # every workdir served (--workdir repeated); empty: just `workdir`
+    model_config_file: Path | None = None  # TF Serving's model config file, instead of workdirs
     host: str = "127.0.0.1"
     port: int = 8501
-    log_dir: Path | None = None  # default WORKDIR/request_logs/NAME
+    log_dir: Path | None = None  # default WORKDIR/request_logs/NAME; with several models, LOG_DIR/NAME
     log_sample_rate: float = 1.0  # share of requests logged; 0 turns logging off
     log_max_bytes: int = 64 << 20  # rotate log files at this size
     max_batch_size: int = 64  # rows per model call; 1 turns micro-batching off

@@ -77,6 +77,7 @@ class RequestLogWriter:
         self.directory = Path(directory)
         self.sample_rate = sample_rate
         self.max_bytes = max_bytes
+        self.queued = 0
         self.written = 0
         self._queue: queue.Queue[LoggedRequest | None] = queue.Queue()
         self._thread = threading.Thread(target=self._write_all, name="keel-request-log", daemon=True)
@@ -92,6 +93,7 @@ class RequestLogWriter:
     def add(self, entry: LoggedRequest) -> None:
         """Queues `entry` for writing if it falls in the sample."""
         if self.sample_rate >= 1 or random.random() < self.sample_rate:
+            self.queued += 1
             self._queue.put(entry)
 
     def close(self) -> None:

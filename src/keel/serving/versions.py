@@ -1,7 +1,7 @@
 """The versions under WORKDIR/serving/NAME/ (TF Serving's layout), which one to serve, and loading it.
 
 The served version is the registry's production version when the registry marks one, else the
-newest. A version directory is only loaded once its contents stop changing between two looks, so
+newest; the registry's stages are also the versions' labels (`labels`). A version directory is only loaded once its contents stop changing between two looks, so
 a push still being copied is never half-loaded.
 """
 
@@ -45,25 +45,43 @@ def versions(root: Path) -> list[str]:
     return sorted(found, key=int)
 
 
-def _production_version(workdir: Path, name: str) -> str | None:
-    try:
-        from keel.registry.stages import production_version
-    except ImportError:
-        return None
-    return production_version(Path(workdir), name)
+def labels(workdir: Path | None, name: str) -> dict[str, str]:
+    """The registry's stages as version labels of model `name`: {stage: version directory name}.
+
+    `production` names the one production version; `candidate` and `archived` name the newest version
+    in that stage. A stage no version is in is no label. Without a registry (no ML Metadata store in
+    `workdir`, or no workdir) there are no labels.
+    """
+    if workdir is None:
+        return {}
+    from keel.mlmd import store as metadata
+    from keel.registry import stages
+
+    if not metadata.store_path(Path(workdir)).exists():
+        return {}
+    found: dict[str, str] = {}
+    for v in stages.versions(metadata.open_store(Path(workdir))):
+        if Path(v.destination).parent.name == name:
+            found[v.stage] = v.version  # oldest first, so the newest in each stage wins
+    return found
 
 
-def chosen_version(workdir: Path, name: str, root: Path) -> str | None:
-    """The version to serve: the production one when the registry marks one that exists, else the newest."""
+def choose(root: Path, labelled: dict[str, str]) -> str | None:
+    """The version to serve: the `production` label's when it exists under `root`, else the newest."""
     available = versions(root)
-    production = _production_version(workdir, name)
+    production = labelled.get("production")
     if production is not None:
         if production in available:
             return production
         log.warning(
-            "the registry's production version %s of %s is not in %s; serving the newest", production, name, root
+            "the registry's production version %s of %s is not in %s; serving the newest", production, root.name, root
         )
     return available[-1] if available else None
+
+
+def chosen_version(workdir: Path, name: str, root: Path) -> str | None:
+    """The version to serve: the production one when the registry marks one that exists, else the newest."""
+    return choose(root, labels(workdir, name))
 
 
 def fingerprint(path: Path) -> tuple:
