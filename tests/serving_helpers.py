@@ -15,9 +15,12 @@ START_SECONDS = 120
 
 
 class Server:
-    """`keel serve --port 0` in a subprocess; the port is read from its ready line."""
+    """`keel serve --port 0` in a subprocess; the port is read from its ready line.
 
-    def __init__(self, workdir: Path, log_dir: Path, *args: str):
+    `workdir` None leaves --workdir out, for servers given their models another way (`args`).
+    """
+
+    def __init__(self, workdir: Path | None, log_dir: Path, *args: str):
         self.log_dir = log_dir
         self.out_file = log_dir.parent / f"{log_dir.name}.serve.out"
         self.err_file = log_dir.parent / f"{log_dir.name}.serve.err"
@@ -28,8 +31,7 @@ class Server:
                     "-m",
                     "keel.cli",
                     "serve",
-                    "--workdir",
-                    str(workdir),
+                    *(["--workdir", str(workdir)] if workdir is not None else []),
                     "--port",
                     "0",
                     "--log-dir",
