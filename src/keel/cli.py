@@ -75,12 +75,22 @@ def cmd_run(args) -> int:
 def cmd_serve(args) -> int:
     from pathlib import Path
 
+    from keel.core.errors import ServingError
+    from keel.core.spec import load_spec
+    from keel.core.workdirs import resolve_workdir
     from keel.serving.app import serve
     from keel.serving.config import ServeConfig
 
+    if args.model_config_file and (args.workdir or args.spec):
+        raise ServingError("--model-config-file names every model to serve; drop --workdir and --spec")
+    workdirs = tuple(Path(w) for w in args.workdir)
+    if not workdirs and not args.model_config_file:
+        workdirs = (resolve_workdir(None, load_spec(args.spec, check_files=False) if args.spec else None),)
     serve(
         ServeConfig(
-            workdir=_workdir(args),
+            workdir=workdirs[0] if workdirs else None,
+            workdirs=workdirs,
+            model_config_file=Path(args.model_config_file) if args.model_config_file else None,
             model=args.model,
             host=args.host,
             port=args.port,
@@ -292,7 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compile_.set_defaults(func=cmd_compile)
 
-    serve = commands.add_parser("serve", parents=located, help="serve the pushed model over TF Serving's REST API")
+    serve = commands.add_parser(
+        "serve", parents=[shared["spec"]], help="serve the pushed models over TF Serving's REST API"
+    )
+    serve.add_argument(
+        "--workdir",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a workdir whose pushed model to serve; repeat it to serve several models (default: the spec's "
+        ".keel/NAME, else the only workdir under .keel/ here or one directory down)",
+    )
+    serve.add_argument(
+        "--model-config-file",
+        metavar="FILE",
+        default=SERVE.model_config_file,
+        help="TF Serving's model config (model_config_list { config { name base_path } }), instead of --workdir",
+    )
     serve.add_argument("--model", default=SERVE.model, help="model name under WORKDIR/serving (default: the only one)")
     serve.add_argument("--host", default=SERVE.host, help="address to bind (default: %(default)s)")
     serve.add_argument(
