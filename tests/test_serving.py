@@ -94,6 +94,13 @@ def test_row_and_columnar_forms_return_the_saved_models_predictions(served, exam
     by_example = ok(served, served.predict({"signature_name": "serving_default", "instances": b64}))["predictions"]
     assert [p["classes"] for p in by_example] == expected["classes"]
 
+    # TF Serving's bare binary form: no signature_name, {"b64": ...} is the one input of serving_default.
+    bare = [{"b64": base64.b64encode(e.SerializeToString()).decode()} for e in examples]
+    by_rows = ok(served, served.predict({"instances": bare}))["predictions"]
+    by_columns = ok(served, served.predict({"inputs": bare}))["outputs"]
+    assert [p["classes"] for p in by_rows] == by_columns["classes"] == expected["classes"]
+    np.testing.assert_allclose([p["probabilities"] for p in by_rows], expected["probabilities"], atol=1e-6)
+
 
 def test_concurrent_single_row_requests_each_get_their_own_answer(served, examples):
     rows = [instance(e, FEATURES) for e in examples]

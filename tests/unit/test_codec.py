@@ -1,13 +1,24 @@
 """The serving codec: TF Serving's REST `instances`/`inputs` bodies to typed arrays, and outputs back."""
 
 import base64
+import json
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keel.serving.codec import RequestError, parse_body, render, to_arrays
+from keel.serving.codec import (
+    MAX_DEPTH,
+    RequestError,
+    dumps,
+    loads,
+    nesting_depth,
+    parse_body,
+    render,
+    signature_for,
+    to_arrays,
+)
 
 SIGNATURE = {
     "island": tf.TensorSpec([None], tf.string),
@@ -15,6 +26,7 @@ SIGNATURE = {
     "year": tf.TensorSpec([None], tf.int64),
 }
 SERIALIZED = {"examples": tf.TensorSpec([None], tf.string)}
+SIGNATURES = {"serving_raw": SIGNATURE, "serving_default": SERIALIZED, "transform_features": SERIALIZED}
 
 
 def arrays(body: dict, signature: dict = SIGNATURE) -> dict[str, np.ndarray]:
@@ -151,3 +163,123 @@ def test_render_answers_in_the_request_form():
 def test_nested_byte_strings_decode_and_bad_utf8_is_replaced():
     nested = np.array([[b"a", b"\xff"]], dtype=object)
     assert render({"classes": nested}, columnar=True) == {"outputs": [["a", "\ufffd"]]}
+
+
+@pytest.mark.parametrize(
+    "body, depth",
+    [
+        (b"", 0),
+        (b"1", 0),
+        (b'{"instances": [{"a": [1, [2]]}]}', 5),
+        (b'["[[[[", "\\"[[", "\\\\", [["]]]]"]]]', 3),  # brackets in strings, escaped quotes and backslashes
+        (b"[" * 100_000, 100_000),
+        (b'["unterminated [[[[', 1),
+    ],
+)
+def test_nesting_depth_counts_brackets_outside_strings(body, depth):
+    assert nesting_depth(body) == depth
+
+
+def test_a_json_bomb_is_refused_before_parsing_and_real_nesting_is_not():
+    with pytest.raises(RequestError, match=f"nests arrays and objects 100000 levels deep; the limit is {MAX_DEPTH}"):
+        loads(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(RequestError, match="nests arrays and objects 100001 levels deep"):
+        loads(b'{"instances": ' + b'[{"a": ' * 50_000)
+    deepest = b"[" * MAX_DEPTH + b"]" * MAX_DEPTH
+    assert loads(deepest) == json.loads(deepest)
+    brackets_in_text = {"instances": ["[" * 10_000]}
+    assert loads(json.dumps(brackets_in_text).encode()) == brackets_in_text
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"instances": [1', "the body is not valid JSON: Expecting"),
+        (b'{"instances": ["\xff"]}', "the body is not valid JSON: it is not UTF-8 (invalid start byte at byte 16)"),
+        (b"[" + b"7" * 5000 + b"]", "an integer has more than 4300 digits"),
+    ],
+)
+def test_bodies_that_are_not_json_name_why(body, message):
+    with pytest.raises(RequestError) as caught:
+        loads(body)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_lone_b64_object_is_a_bare_value_routed_to_the_one_input_signature():
+    payload = b"\n\x0fserialized example"
+    encoded = base64.b64encode(payload).decode()
+    for body in ({"instances": [{"b64": encoded}, {"b64": encoded}]}, {"inputs": [{"b64": encoded}, {"b64": encoded}]}):
+        request = parse_body(body)
+        assert request.bare and request.rows == 2
+        signature = signature_for(request, SIGNATURES, "serving_raw")
+        assert signature == "serving_default"
+        assert to_arrays(request, SIGNATURES[signature])["examples"].tolist() == [payload, payload]
+    # Named features keep the default; a signature the body names wins; b64 next to other keys is a feature.
+    assert signature_for(parse_body({"instances": [{"year": 1}]}), SIGNATURES, "serving_raw") == "serving_raw"
+    named = parse_body({"signature_name": "transform_features", "instances": [{"b64": encoded}]})
+    assert signature_for(named, SIGNATURES, "serving_raw") == "transform_features"
+    assert not parse_body({"instances": [{"b64": encoded, "year": 1}]}).bare
+    with pytest.raises(RequestError, match="'instances' mixes objects and bare values"):
+        parse_body({"instances": [{"b64": encoded}, {"year": 1}]})
+
+
+def test_without_serving_default_bare_values_go_to_the_only_one_input_signature():
+    only = {"serving_raw": SIGNATURE, "parse": SERIALIZED}
+    assert signature_for(parse_body({"instances": ["x"]}), only, "serving_raw") == "parse"
+    two = {**only, "other": SERIALIZED}
+    assert signature_for(parse_body({"instances": ["x"]}), two, "serving_raw") == "serving_raw"
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"])
+def test_non_finite_numbers_are_refused_naming_the_feature(literal):
+    body = f'{{"instances": [{{"island": "x", "bill_length_mm": {literal}, "year": 1}}]}}'.encode()
+    with pytest.raises(RequestError) as caught:
+        to_arrays(parse_body(loads(body)), SIGNATURE)
+    assert str(caught.value).startswith("feature 'bill_length_mm': ")
+    assert "is not a finite number; keel's models take finite numbers only (null is a missing value)" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize(
+    "feature, value, message",
+    [
+        ("bill_length_mm", 3.5e38, "feature 'bill_length_mm': 3.5e+38 is outside the range of float32"),
+        ("bill_length_mm", 10**400, "feature 'bill_length_mm': 1000000000000000000000000000000000000000"),
+        ("year", 2**63, "feature 'year': 9223372036854775808 is outside the range of int64"),
+        ("year", -(2**63) - 1, "feature 'year': -9223372036854775809 is outside the range of int64"),
+        ("island", "\ud800", "feature 'island': '\\ud800' holds a lone surrogate, not UTF-8 text"),
+        ("island", {"b64": "é"}, "feature 'island': 'é' is not valid base64"),
+    ],
+)
+def test_numbers_out_of_range_and_text_that_is_not_utf8_are_refused(feature, value, message):
+    instance = {"island": "x", "bill_length_mm": 1.0, "year": 1, feature: value}
+    with pytest.raises(RequestError) as caught:
+        arrays({"instances": [instance]})
+    assert message in str(caught.value)
+
+
+def test_range_edges_are_accepted():
+    typed = arrays({"instances": [{"island": "x", "bill_length_mm": 3.4e38, "year": 2**63 - 1}]})
+    assert typed["bill_length_mm"][0] == np.float32(3.4e38) and typed["year"][0] == 2**63 - 1
+    assert arrays({"instances": [{"island": "x", "bill_length_mm": 1, "year": 2008.0}]})["year"].tolist() == [2008]
+
+
+def test_errors_quote_at_most_a_short_piece_of_what_was_sent():
+    huge = "f" * 100_000
+    for body, signature in [
+        ({"instances": [{huge: 1}]}, SIGNATURE),
+        ({"instances": [{"island": [huge], "bill_length_mm": 1.0, "year": 1}]}, SIGNATURE),
+        ({"instances": [{"island": "x", "bill_length_mm": [1.0] * 50_000, "year": 1}]}, SIGNATURE),
+    ]:
+        with pytest.raises(RequestError) as caught:
+            to_arrays(parse_body(body), signature)
+        assert len(str(caught.value)) < 300, str(caught.value)[:300]
+    with pytest.raises(RequestError) as caught:
+        parse_body({huge: 1})
+    assert len(str(caught.value)) < 300
+
+
+def test_non_finite_outputs_are_written_as_tf_serving_writes_them():
+    outputs = {"scores": np.array([np.nan, np.inf, -np.inf, 0.5], dtype=np.float32)}
+    assert dumps(render(outputs, columnar=True)) == b'{"outputs":[NaN,Infinity,-Infinity,0.5]}'

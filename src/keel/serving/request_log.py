@@ -5,7 +5,14 @@ name, version, signature, input tensors) and the PredictResponse. `log_metadata.
 the request's time, and the request id is `PredictRequest.client_id`, the field TF Serving clients
 use to identify themselves, so labels can be joined to requests later. Files are named
 `prediction_log-<UTC start>-<pid>-<n>.tfrecord` and rotated when one reaches `max_bytes`; a
-writer thread does the encoding and writing so requests never wait on the disk.
+writer thread does the encoding and writing so requests do not wait on the disk.
+
+Durability: the writer takes everything queued, writes it and flushes it to the operating system,
+then takes the next lot, so a `kill -9` of the server loses only records not yet flushed. At most
+`max_unflushed` records (one full batch at `keel serve`'s default --max-batch-size) are ever
+queued or written but unflushed: `add` waits for the writer when that many are, so a request is
+answered only once at most `max_unflushed` answered records, its own included, could be lost.
+A graceful stop (SIGTERM) loses none: `close` writes and flushes everything queued.
 """
 
 import dataclasses
@@ -73,13 +80,14 @@ def _fill_tensor(proto, values: np.ndarray) -> None:
 class RequestLogWriter:
     """Writes a sampled share of requests as PredictionLog TFRecords under `directory`."""
 
-    def __init__(self, directory: Path, sample_rate: float = 1.0, max_bytes: int = 64 << 20):
+    def __init__(self, directory: Path, sample_rate: float = 1.0, max_bytes: int = 64 << 20, max_unflushed: int = 64):
         self.directory = Path(directory)
         self.sample_rate = sample_rate
         self.max_bytes = max_bytes
         self.queued = 0
         self.written = 0
         self._queue: queue.Queue[LoggedRequest | None] = queue.Queue()
+        self._unflushed = threading.BoundedSemaphore(max(1, max_unflushed))
         self._thread = threading.Thread(target=self._write_all, name="keel-request-log", daemon=True)
         self._file_number = 0
         self._writer = None
@@ -91,8 +99,11 @@ class RequestLogWriter:
             self._thread.start()
 
     def add(self, entry: LoggedRequest) -> None:
-        """Queues `entry` for writing if it falls in the sample."""
+        """Queues `entry` for writing if it falls in the sample, first waiting while `max_unflushed`
+        records are queued or unflushed."""
         if self.sample_rate >= 1 or random.random() < self.sample_rate:
+            if self._thread.is_alive():
+                self._unflushed.acquire()
             self.queued += 1
             self._queue.put(entry)
 
@@ -111,15 +122,22 @@ class RequestLogWriter:
 
     def _write_all(self) -> None:
         while True:
-            entry = self._queue.get()
-            if entry is None:
-                break
-            try:
-                self._write(entry)
-            except Exception:  # a logging failure must not take the server down; it is reported in its log
-                log.exception("could not write the request log record for %s", entry.request_id)
-            if self._queue.empty() and self._writer is not None:
+            entries = [self._queue.get()]
+            while entries[-1] is not None and not self._queue.empty():
+                entries.append(self._queue.get())
+            closing = entries[-1] is None
+            records = entries[:-1] if closing else entries
+            for entry in records:
+                try:
+                    self._write(entry)
+                except Exception:  # a logging failure must not take the server down; it is reported in its log
+                    log.exception("could not write the request log record for %s", entry.request_id)
+            if self._writer is not None:
                 self._writer.flush()
+            for _ in records:
+                self._unflushed.release()
+            if closing:
+                break
         if self._writer is not None:
             self._writer.close()
 
