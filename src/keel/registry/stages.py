@@ -5,7 +5,7 @@ numbered 1, 2, ... in push order. Its stage is the `keel_stage` custom property 
 `candidate` (the default), `production` or `archived`. At most one version is in production; a
 promotion or rollback changes every affected artifact in one `put_artifacts` call, which ML
 Metadata applies in one transaction, so the production pointer never names two versions or none
-half-way through a change. Serving reads it with `production_version`.
+half-way through a change. Serving reads the stages with `stage_versions`, as version labels.
 """
 
 import dataclasses
@@ -67,14 +67,21 @@ def find(store, ref: str) -> Version:
     raise RegistryError(f"model version {ref!r} is not in the registry; expected an index or version: {shown}")
 
 
+def stage_versions(workdir: Path, model_name: str) -> dict[str, str]:
+    """{stage: version directory name under WORKDIR/serving/MODEL_NAME/}: the production version, and the
+    newest version in each other stage that has one; empty without a store. Serving's version labels."""
+    if not metadata.store_path(workdir).exists():
+        return {}
+    found: dict[str, str] = {}
+    for v in versions(metadata.open_store(workdir)):  # oldest first, so the newest in each stage wins
+        if Path(v.destination).parent.name == model_name:
+            found[v.stage] = v.version
+    return found
+
+
 def production_version(workdir: Path, model_name: str) -> str | None:
     """The version directory name (under WORKDIR/serving/MODEL_NAME/) marked production, or None."""
-    if not metadata.store_path(workdir).exists():
-        return None
-    for v in versions(metadata.open_store(workdir)):
-        if v.stage == PRODUCTION and Path(v.destination).parent.name == model_name:
-            return v.version
-    return None
+    return stage_versions(workdir, model_name).get(PRODUCTION)
 
 
 def _with(artifact, **values):

@@ -357,12 +357,11 @@ class Models:
             failed = ModelFailed(f"the model failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300]}")
             self.rejected(loaded.name, loaded.version, signature, api, failed, received)
             raise failed from None
-        server = self.servers.get(loaded.name)
-        if server is not None:
-            server.requests += 1
-            server.request_log.add(
-                LoggedRequest(request_id, received, loaded.name, loaded.version, signature, arrays, outputs)
-            )
+        server = self.servers[loaded.name]
+        server.requests += 1
+        server.request_log.add(
+            LoggedRequest(request_id, received, loaded.name, loaded.version, signature, arrays, outputs)
+        )
         self.metrics.answered(loaded.name, loaded.version, signature, api, "OK", time.time() - received)
         return outputs
 

@@ -54,16 +54,9 @@ def labels(workdir: Path | None, name: str) -> dict[str, str]:
     """
     if workdir is None:
         return {}
-    from keel.mlmd import store as metadata
-    from keel.registry import stages
+    from keel.registry.stages import stage_versions
 
-    if not metadata.store_path(Path(workdir)).exists():
-        return {}
-    found: dict[str, str] = {}
-    for v in stages.versions(metadata.open_store(Path(workdir))):
-        if Path(v.destination).parent.name == name:
-            found[v.stage] = v.version  # oldest first, so the newest in each stage wins
-    return found
+    return stage_versions(Path(workdir), name)
 
 
 def choose(root: Path, labelled: dict[str, str]) -> str | None:
