@@ -322,10 +322,13 @@ class Models:
     def rejected(self, name: str, version: str, signature: str, api: str, error: ApiError, received: float) -> None:
         """Counts a predict request answered with `error` before it reached `predict` (bad body, no such model).
 
-        A name that is no served model is counted as model "", so clients cannot grow the label sets.
+        A name that is no served model, or a signature its loaded version does not have, is counted as "",
+        so clients cannot grow the label sets.
         """
-        model = name if name in self.servers else ""
-        self.metrics.answered(model, version, signature, api, error.grpc_code, time.time() - received)
+        server = self.servers.get(name)
+        model = name if server is not None else ""
+        known = server is not None and signature in server.current.signature_inputs
+        self.metrics.answered(model, version, signature if known else "", api, error.grpc_code, time.time() - received)
 
     async def predict(
         self,
