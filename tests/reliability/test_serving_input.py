@@ -1,6 +1,8 @@
 """Bad requests to a real `keel serve` on 127.0.0.1: a 4xx with a one-line `error`, and the server
 keeps answering good requests (with nothing from the bad one in the request log)."""
 
+import json
+
 import pytest
 
 from serving_helpers import FEATURES, Server, eval_examples, instance, logged_requests, serving_copy, wait_for_logged
@@ -26,6 +28,11 @@ ROW = {
     "sex": "male",
 }
 TEN_MB = b'{"instances": [' + b" " * (10 << 20) + b"]}"
+
+
+def with_value(feature: str, literal: str) -> bytes:
+    """A row-form body whose `feature` is the JSON text `literal` (NaN, 1e400: what json= cannot send)."""
+    return json.dumps({"instances": [{**ROW, feature: "@"}]}).replace('"@"', literal).encode()
 
 
 def post(path="/v1/models/penguin:predict", **kwargs):
@@ -59,6 +66,20 @@ CASES = {
     "not_utf8": (post(content=b'{"instances": ["\xff"]}'), 400, "the body is not valid JSON"),
     "unknown_signature": (post(json={"signature_name": "nope", "instances": [ROW]}), 400, "signature 'nope' not found"),
     "ten_mb_body": (post(content=TEN_MB), 413, "the limit is 4194304 (--max-body-bytes)"),
+    "json_bomb": (post(content=b"[" * 100_000), 400, "nests arrays and objects 100000 levels deep; the limit is 32"),
+    "nan": (post(content=with_value("bill_length_mm", "NaN")), 400, "feature 'bill_length_mm': NaN is not a finite"),
+    "overflowing_number": (
+        post(content=with_value("body_mass_g", "1e400")),
+        400,
+        "feature 'body_mass_g': Infinity is not a finite number",
+    ),
+    "outside_float32": (
+        post(content=with_value("bill_depth_mm", "3.5e38")),
+        400,
+        "feature 'bill_depth_mm': 3.5e+38 is outside the range of float32",
+    ),
+    "lone_surrogate": (post(content=with_value("sex", '"\\ud800"')), 400, "feature 'sex': '\\ud800' holds a lone"),
+    "long_integer": (post(content=with_value("body_mass_g", "9" * 5000)), 400, "an integer has more than 4300 digits"),
     "unknown_model": (post("/v1/models/gull:predict", json={"instances": [ROW]}), 404, "model 'gull' is not served"),
     "unknown_version": (
         post("/v1/models/penguin/versions/7:predict", json={"instances": [ROW]}),

@@ -31,6 +31,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 log = logging.getLogger("keel.serve")
 
 FILE_GLOB = "prediction_log-*.tfrecord"
+MAX_UNFLUSHED = 64  # records queued or written but not yet flushed, at most: a full default batch
 
 
 @dataclasses.dataclass
@@ -80,7 +81,9 @@ def _fill_tensor(proto, values: np.ndarray) -> None:
 class RequestLogWriter:
     """Writes a sampled share of requests as PredictionLog TFRecords under `directory`."""
 
-    def __init__(self, directory: Path, sample_rate: float = 1.0, max_bytes: int = 64 << 20, max_unflushed: int = 64):
+    def __init__(
+        self, directory: Path, sample_rate: float = 1.0, max_bytes: int = 64 << 20, max_unflushed: int = MAX_UNFLUSHED
+    ):
         self.directory = Path(directory)
         self.sample_rate = sample_rate
         self.max_bytes = max_bytes
