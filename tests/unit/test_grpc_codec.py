@@ -62,6 +62,8 @@ def test_inputs_are_typed_for_the_signature_and_give_the_batch_size():
     assert arrays["bill_length_mm"].dtype == np.float32
     assert arrays["body_mass_g"].dtype == np.float64  # int32 converts without loss
     assert arrays["body_mass_g"].tolist() == [3750.0, 4000.0]
+    missing, _ = signature_arrays(protos(island=[b""], bill_length_mm=[np.nan], body_mass_g=[np.nan]), SIGNATURE)
+    assert np.isnan(missing["bill_length_mm"][0]) and np.isnan(missing["body_mass_g"][0])  # NaN: a missing value
 
 
 @pytest.mark.parametrize(
@@ -73,6 +75,8 @@ def test_inputs_are_typed_for_the_signature_and_give_the_batch_size():
         ({"bill_length_mm": np.array([1.0, 2.0])}, "takes float32, got float64, which does not convert without loss"),
         ({"body_mass_g": [b"a", b"b"]}, "takes float64, got string"),
         ({"body_mass_g": [True, False]}, "takes float64, got bool"),
+        ({"body_mass_g": [np.inf, 1.0]}, "input 'body_mass_g': holds infinity; keel's models take finite numbers only"),
+        ({"bill_length_mm": [1.0, -np.inf]}, "input 'bill_length_mm': holds infinity"),
         ({"island": [[b"a"], [b"b"]]}, "input 'island': shape [2, 1] does not fit the signature's [-1]"),
         ({"island": b"Biscoe"}, "input 'island': shape [] does not fit"),
         ({"island": [b"Biscoe"]}, "different batch sizes (bill_length_mm: 2, body_mass_g: 2, island: 1)"),

@@ -3,7 +3,9 @@
 Inputs are read with `tf.make_ndarray` and checked against the signature: every input present and
 no other, a shape the signature accepts, one batch size across inputs, and a dtype that is the
 signature's or converts to it without loss (int32 or float32 to float64; TF Serving itself takes
-only the exact dtype). Outputs are written with `tf.make_tensor_proto`. A request that does not
+only the exact dtype). Infinity is refused naming the input, as over REST: keel's models are
+trained on finite data only. NaN is taken: it is how a TensorProto says a number is missing, as
+`null` does in REST. Outputs are written with `tf.make_tensor_proto`. A request that does not
 fit raises `codec.RequestError`, as a REST body that does not fit does; the server answers it
 with INVALID_ARGUMENT.
 """
@@ -53,14 +55,16 @@ def _typed(name: str, array: np.ndarray, dtype: tf.DType) -> np.ndarray:
             raise RequestError(f"input {name!r}: the signature takes string, got {array.dtype.name}")
         return array
     target = np.dtype(dtype.as_numpy_dtype)
-    if array.dtype == target:
-        return array
-    if array.dtype.kind in "iuf" and np.can_cast(array.dtype, target, "safe"):
-        return array.astype(target)
-    got = "string" if array.dtype == object else array.dtype.name
-    raise RequestError(
-        f"input {name!r}: the signature takes {dtype.name}, got {got}, which does not convert without loss"
-    )
+    if array.dtype != target and not (array.dtype.kind in "iuf" and np.can_cast(array.dtype, target, "safe")):
+        got = "string" if array.dtype == object else array.dtype.name
+        raise RequestError(
+            f"input {name!r}: the signature takes {dtype.name}, got {got}, which does not convert without loss"
+        )
+    if array.dtype.kind == "f" and np.isinf(array).any():
+        raise RequestError(
+            f"input {name!r}: holds infinity; keel's models take finite numbers only (NaN is a missing value)"
+        )
+    return array.astype(target, copy=False)
 
 
 def signature_arrays(inputs, specs: dict[str, tf.TensorSpec]) -> tuple[dict[str, np.ndarray], int]:
