@@ -112,10 +112,13 @@ class MicroBatcher:
         columns = {name: np.concatenate([p.columns[name] for p in live]) for name in live[0].columns}
         try:
             outputs = await loop.run_in_executor(self._model_thread, live[0].run, columns)
-        except Exception as e:  # every caller in the batch gets the model's error
-            for p in live:
-                if not p.done.done():
-                    p.done.set_exception(e)
+        except Exception as e:
+            if len(live) > 1:  # one request's bad inputs must not fail the others: each runs alone
+                for p in live:
+                    await self._run(loop, [p])
+                return
+            if not live[0].done.done():
+                live[0].done.set_exception(e)
             return
         self.batches += 1
         self.batched_rows += sum(p.rows for p in live)

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from keel.serving import versions
 from keel.serving.batching import MicroBatcher
@@ -37,6 +38,16 @@ from keel.serving.request_log import LoggedRequest, RequestLogWriter
 from keel.serving.versions import LoadedVersion, ServingError
 
 log = logging.getLogger("keel.serve")
+
+
+def _reason(error: Exception) -> str:
+    """The line of a TensorFlow error that says what was wrong, without its graph and stack noise."""
+    if isinstance(error, UnicodeDecodeError):  # TensorFlow's message quoted the input's non-UTF-8 bytes
+        return "an input TensorFlow could not parse (its error quotes bytes that are not UTF-8)"
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+    lines = [line.strip() for line in error.message.splitlines() if line.strip()]
+    found = [line for line in lines if not line.startswith(noise)] or lines or ["(no message)"]
+    return found[0][:200]
 
 
 class ApiError(Exception):
@@ -355,6 +366,10 @@ class Models:
             outputs = await self.batcher.submit(
                 (loaded.name, loaded.version, signature), functools.partial(loaded.predict, signature), arrays, rows
             )
+        except (tf.errors.InvalidArgumentError, UnicodeDecodeError) as e:  # e.g. a string that is no tf.Example
+            refused = InvalidArgument(f"the model refused the inputs: {_reason(e)}")
+            self.rejected(loaded.name, loaded.version, signature, api, refused, received)
+            raise refused from None
         except Exception as e:  # the inputs were valid for the signature, so this is the model failing
             log.exception("the model failed on request %s", request_id)
             failed = ModelFailed(f"the model failed: {e.__class__.__name__}: {str(e).splitlines()[0][:300]}")
