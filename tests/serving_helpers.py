@@ -34,6 +34,8 @@ class Server:
                     *(["--workdir", str(workdir)] if workdir is not None else []),
                     "--port",
                     "0",
+                    "--grpc-port",
+                    "0",
                     "--log-dir",
                     str(log_dir),
                     "--poll-seconds",

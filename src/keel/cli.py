@@ -94,6 +94,7 @@ def cmd_serve(args) -> int:
             model=args.model,
             host=args.host,
             port=args.port,
+            grpc_port=args.grpc_port,
             log_dir=Path(args.log_dir) if args.log_dir else None,
             log_sample_rate=args.log_sample_rate,
             log_max_bytes=args.log_max_bytes,
@@ -303,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.set_defaults(func=cmd_compile)
 
     serve = commands.add_parser(
-        "serve", parents=[shared["spec"]], help="serve the pushed models over TF Serving's REST API"
+        "serve", parents=[shared["spec"]], help="serve the pushed models over TF Serving's REST and gRPC APIs"
     )
     serve.add_argument(
         "--workdir",
@@ -326,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=SERVE.port,
         help="port (default: %(default)s, TF Serving's REST port; 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--grpc-port",
+        type=int,
+        default=SERVE.grpc_port,
+        help="gRPC port (default: %(default)s, TF Serving's gRPC port; 0 picks a free one, -1 turns gRPC off)",
     )
     serve.add_argument(
         "--log-dir",

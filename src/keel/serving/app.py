@@ -9,6 +9,7 @@ Every model of `Models` (keel.serving.service) is served under its name; labels 
 stages. Errors are `{"error": "..."}` with a 4xx status (5xx only when the model itself fails). A
 watcher polls each model's directory and swaps in a newly pushed (or newly promoted) version once
 it has loaded; requests already running finish on the version they started on, so none are dropped.
+`serve` also runs TF Serving's gRPC API (keel.serving.grpc_server) on the same event loop and `Models`.
 """
 
 import contextlib
@@ -26,6 +27,7 @@ from starlette.routing import Route
 
 from keel.serving import codec, metrics
 from keel.serving.config import ServeConfig
+from keel.serving.grpc_server import start_grpc
 from keel.serving.service import ApiError, InvalidArgument, Models, TooLarge
 from keel.serving.versions import LoadedVersion, ServingError
 
@@ -45,11 +47,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(models: Models, on_ready=None, on_stopped=None) -> Starlette:
+def create_app(models: Models, on_ready=None, on_stopped=None, grpc_port: int | None = None) -> Starlette:
     """The Starlette application serving every model of `models`.
 
-    `on_ready` is called once it is listening, `on_stopped` after shutdown has drained the batcher and
-    closed the request logs.
+    With a `grpc_port` (0 picks one) its lifespan also runs the gRPC API on the same event loop and
+    sets `app.state.grpc_port` to the bound port. `on_ready` is called once it is listening,
+    `on_stopped` after shutdown has stopped gRPC, drained the batcher and closed the request logs.
     """
     config = models.config
 
@@ -128,11 +131,16 @@ def create_app(models: Models, on_ready=None, on_stopped=None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await models.start()
+        grpc = None
+        if grpc_port is not None:
+            grpc, app.state.grpc_port = await start_grpc(models, config.host, grpc_port, config.max_body_bytes)
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
+            if grpc is not None:
+                await grpc.stop(30)  # running calls finish on the batcher before it drains
             await models.stop()
             if on_stopped is not None:
                 on_stopped()
@@ -163,16 +171,22 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve(config: ServeConfig) -> None:
-    """Loads the models, listens on config.host:config.port and serves until SIGINT or SIGTERM.
+    """Loads the models, serves REST on config.host:config.port and gRPC on config.grpc_port (unless
+    it is -1) until SIGINT or SIGTERM.
 
-    On a signal uvicorn stops accepting connections and lets running requests finish; then the
-    batcher drains and the request log is flushed and closed.
+    On a signal uvicorn stops accepting connections and lets running requests finish; then the gRPC
+    server stops (running calls get 30 s), the batcher drains and the request log is flushed and closed.
     """
     import uvicorn
 
     models = Models(config)
     sock = _listen(config.host, config.port)
     host, port = sock.getsockname()[:2]
+    if config.grpc_port > 0:  # a taken port is a one-line error here, not a failed startup inside uvicorn
+        try:
+            _listen(config.host, config.grpc_port).close()
+        except ServingError as e:
+            raise ServingError(f"--grpc-port: {e}") from None
 
     def ready():
         servers = list(models.servers.values())
@@ -184,8 +198,9 @@ def serve(config: ServeConfig) -> None:
             else "micro-batching off"
         )
         served = ", ".join(f"{s.name} version {s.current.version}" for s in servers)
+        grpc = f"gRPC {host}:{app.state.grpc_port}" if config.grpc_port >= 0 else "gRPC off"
         print(
-            f"serving {served} at http://{host}:{port} ({batching}; {logging_to})",
+            f"serving {served} at http://{host}:{port} ({grpc}; {batching}; {logging_to})",
             flush=True,
         )
 
@@ -199,7 +214,7 @@ def serve(config: ServeConfig) -> None:
             flush=True,
         )
 
-    app = create_app(models, ready, stopped)
+    app = create_app(models, ready, stopped, config.grpc_port if config.grpc_port >= 0 else None)
     uv = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30, lifespan="on")
     )

@@ -19,6 +19,7 @@ class ServeConfig:
     model_config_file: Path | None = None  # TF Serving's model config file, instead of workdirs
     host: str = "127.0.0.1"
     port: int = 8501
+    grpc_port: int = 8500  # TF Serving's gRPC port; 0 picks a free one, -1 turns gRPC off
     log_dir: Path | None = None  # default WORKDIR/request_logs/NAME; with several models, LOG_DIR/NAME
     log_sample_rate: float = 1.0  # share of requests logged; 0 turns logging off
     log_max_bytes: int = 64 << 20  # rotate log files at this size
@@ -30,6 +31,7 @@ class ServeConfig:
     def __post_init__(self):
         checks = [
             ("--port", self.port, 0 <= self.port <= 65535, "0-65535"),
+            ("--grpc-port", self.grpc_port, -1 <= self.grpc_port <= 65535, "0-65535, or -1 for no gRPC"),
             ("--log-sample-rate", self.log_sample_rate, 0 <= self.log_sample_rate <= 1, "between 0 and 1"),
             ("--log-max-bytes", self.log_max_bytes, self.log_max_bytes >= 1024, "at least 1024"),
             ("--max-batch-size", self.max_batch_size, self.max_batch_size >= 1, "at least 1"),
