@@ -200,6 +200,8 @@ def main() -> int:
         str(workdir),
         "--port",
         "0",
+        "--grpc-port",
+        "-1",
         "--log-dir",
         str(scratch / "logs"),
     ]
