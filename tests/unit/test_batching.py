@@ -1,4 +1,4 @@
-"""The micro-batcher: concurrent requests share one model call, split back per caller, errors reach everyone."""
+"""The micro-batcher: concurrent requests share one model call, split back per caller; a bad request fails alone."""
 
 import asyncio
 import threading
@@ -12,15 +12,15 @@ from keel.serving.batching import MicroBatcher
 class Model:
     """A model function that records the rows of every call and the thread it ran on."""
 
-    def __init__(self, fail: bool = False):
+    def __init__(self, fail: bool = False, refuse: int | None = None):
         self.calls: list[list[int]] = []
         self.threads: set[str] = set()
-        self.fail = fail
+        self.fail, self.refuse = fail, refuse  # fail every call, or only calls holding the row `refuse`
 
     def __call__(self, columns):
         self.calls.append(columns["x"].tolist())
         self.threads.add(threading.current_thread().name)
-        if self.fail:
+        if self.fail or self.refuse in self.calls[-1]:
             raise ValueError("the model refused")
         return {"y": columns["x"] * 10, "z": columns["x"] + 0.5}
 
@@ -111,10 +111,24 @@ def test_a_model_error_reaches_every_caller_in_the_batch_and_the_next_batch_stil
         return failed, after, batcher
 
     failed, after, batcher = asyncio.run(scenario())
-    assert failing.calls == [[1, 2, 3, 4]]
+    assert failing.calls == [[1, 2, 3, 4], [1, 2], [3, 4]]  # the failed batch is re-run request by request
     assert [type(e) for e in failed] == [ValueError, ValueError] and str(failed[0]) == "the model refused"
     assert [a["y"].tolist() for a in after] == [[50, 60], [70, 80]]
     assert (batcher.batches, batcher.batched_rows) == (1, 4)  # only the call that answered counts
+
+
+def test_one_request_the_model_refuses_fails_alone_and_its_batch_mates_are_answered():
+    model = Model(refuse=3)
+    answers = asyncio.run(
+        serve(
+            MicroBatcher(max_batch_size=6, max_wait_s=60),
+            [("v1", model, rows(1, 2)), ("v1", model, rows(3, 4)), ("v1", model, rows(5, 6))],
+            return_exceptions=True,
+        )
+    )
+    assert model.calls == [[1, 2, 3, 4, 5, 6], [1, 2], [3, 4], [5, 6]]
+    assert answers[0]["y"].tolist() == [10, 20] and answers[2]["y"].tolist() == [50, 60]
+    assert isinstance(answers[1], ValueError)
 
 
 def test_max_batch_size_one_turns_batching_off():
