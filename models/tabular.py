@@ -1,8 +1,10 @@
-"""A multilayer perceptron for tabular data, used by pipelines/penguin.toml and pipelines/taxi.toml.
+"""A multilayer perceptron for tabular data, used by pipelines/penguin.toml, taxi.toml, taxi_fare.toml
+and breast_cancer.toml.
 
 keel calls build_model(hparams, features) with the spec's [model] hparams and a keel.data.features.FeatureSet:
 numeric features arrive z-scored as float32 of shape (1,), categorical ones as int64 indices of
-shape (1,). Return an uncompiled keras.Model with one softmax output per class; keel compiles it.
+shape (1,). Return an uncompiled keras.Model with one softmax output per class (classification) or
+one linear unit (regression); keel compiles it.
 """
 
 import keras
@@ -19,5 +21,8 @@ def build_model(hparams: dict, features) -> keras.Model:
     x = keras.layers.Concatenate()(encoded) if len(encoded) > 1 else encoded[0]  # (batch, n_inputs)
     for units in hparams.get("hidden", [32, 16]):
         x = keras.layers.Dense(units, activation="relu")(x)
-    outputs = keras.layers.Dense(features.num_classes, activation="softmax")(x)  # (batch, classes)
+    if features.task == "regression":
+        outputs = keras.layers.Dense(1)(x)  # (batch, 1), in z-score units: keel scales it back
+    else:
+        outputs = keras.layers.Dense(features.num_classes, activation="softmax")(x)  # (batch, classes)
     return keras.Model(inputs=inputs, outputs=outputs)

@@ -17,7 +17,7 @@ def error_of(tmp_path, data: dict, overrides: dict | None = None) -> str:
 
 
 def test_example_specs_are_valid():
-    for name in ["penguin", "taxi", "digits"]:
+    for name in ["penguin", "taxi", "digits", "taxi_fare"]:
         spec = load_spec(REPO / "pipelines" / f"{name}.toml")
         assert spec.pipeline.name == name
 
@@ -31,7 +31,7 @@ def test_unknown_key_names_the_path_and_suggests_the_right_one(tmp_path):
     assert message == (
         "bad.toml: train.stpes: unknown key in [train] (did you mean 'steps'?); "
         "expected one of: steps, eval_steps, batch_size, seed, jit_compile, accelerator, tpu, "
-        "precision"
+        "precision, label_scaling"
     )
 
 
@@ -53,7 +53,7 @@ def test_wrong_type_quotes_the_value(tmp_path):
 
 def test_threshold_out_of_range(tmp_path):
     assert error_of(tmp_path, penguin_data(threshold=1.5)) == (
-        "bad.toml: eval.threshold: got 1.5; input should be less than or equal to 1"
+        "bad.toml: eval.threshold: got 1.5; sparse_categorical_accuracy lies in [0, 1]"
     )
 
 

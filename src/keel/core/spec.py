@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from pydantic_core import PydanticCustomError
 
 from keel.core.errors import SpecError
+from keel.core.tasks import METRICS, MetricName, metric_of, metric_problem, threshold_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,6 +58,11 @@ class DataSection(_Section):
         description="a schema.pbtxt to validate against (ImportSchemaGen); otherwise SchemaGen infers one",
     )
     eval_percent: int = Field(default=20, ge=1, le=50, description="share of rows hashed into the eval split")
+    task: Literal["auto", "classification", "regression"] = Field(
+        default="auto",
+        description="auto: a text label is classification, a numeric label regression (the run says which "
+        "and why); declare classification for numeric class labels (0/1, digits)",
+    )
 
 
 class FeaturesSection(_Section):
@@ -123,21 +129,32 @@ class TrainSection(_Section):
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = Field(
         default="auto", description="auto: mixed_bfloat16 on TPU, mixed_float16 on GPUs with tensor cores, else float32"
     )
-
-
-Metric = Literal["sparse_categorical_accuracy"]
-TFMA_METRIC_CLASS = {"sparse_categorical_accuracy": "SparseCategoricalAccuracy"}
+    label_scaling: Literal["zscore", "none"] = Field(
+        default="zscore",
+        description="regression: zscore trains on the z-scored label and un-scales in the model, so predictions "
+        "are in the label's units; none trains on the label as it is",
+    )
 
 
 class EvalSection(_Section):
     """`[eval]`: when the Evaluator blesses a model (and so the Pusher pushes it)."""
 
-    metric: Metric = Field(
-        default="sparse_categorical_accuracy", description="the metric TFMA computes on the eval split and gates on"
+    metric: MetricName | None = Field(
+        default=None,
+        description="the metric TFMA computes on the eval split and gates on; unset: sparse_categorical_accuracy "
+        "(classification) or root_mean_squared_error (regression). Binary labels: auc, precision, recall, "
+        "binary_accuracy; regression: mean_squared_error, mean_absolute_error, root_mean_squared_error",
     )
-    threshold: float = Field(default=0.0, ge=0.0, le=1.0, description="absolute bar for blessing")
+    threshold: float | None = Field(
+        default=None,
+        description="absolute bar for blessing: a lower bound for accuracies and AUC (higher is better), "
+        "an upper bound for errors (lower is better); unset: none",
+    )
     max_regression: float = Field(
-        default=0.01, ge=0.0, le=1.0, description="largest allowed drop vs the latest model blessed before this one"
+        default=0.01,
+        ge=0.0,
+        description="largest allowed change for the worse vs the latest model blessed before this one: "
+        "a drop of an accuracy, a rise of an error (in the metric's units)",
     )
 
 
@@ -160,7 +177,13 @@ class MonitorSection(_Section):
         default=0.05,
         ge=0.0,
         le=1.0,
-        description="largest allowed drop of live accuracy (--labels) below the eval accuracy",
+        description="classification: largest allowed drop of live accuracy (--labels) below the eval accuracy",
+    )
+    error_increase: float = Field(
+        default=0.1,
+        ge=0.0,
+        description="regression: largest allowed rise of the live error (--labels) over the eval error, "
+        "as a fraction of it (0.1: 10% worse)",
     )
 
 
@@ -185,6 +208,12 @@ class LiteSection(_Section):
     max_size_bytes: int | None = Field(default=None, ge=1, description="largest allowed .tflite size")
     representative_rows: int = Field(
         default=200, ge=1, le=100_000, description="train-split rows that calibrate full int8 quantization"
+    )
+    max_abs_diff: float = Field(
+        default=0.05,
+        gt=0.0,
+        description="regression: largest allowed absolute difference of any prediction from the SavedModel's, "
+        "in the label's units",
     )
 
 
@@ -254,6 +283,7 @@ class Spec(_Section):
     cloud: CloudSection = CloudSection()
 
     _path: Path = pydantic.PrivateAttr(default=None)
+    _task: Any = pydantic.PrivateAttr(default=None)
 
     @property
     def path(self) -> Path:
@@ -264,6 +294,24 @@ class Spec(_Section):
         """Resolves a path written in the spec against the spec file's directory."""
         p = Path(relative).expanduser()
         return p if p.is_absolute() else (self._path.parent / p).resolve()
+
+    @property
+    def task(self):
+        """The resolved task (keel.data.task.ResolvedTask): `[data] task`, or what the label's values say.
+
+        Resolved on first use from the data source, which must then be readable.
+        """
+        if self._task is None:
+            from keel.data.sources import resolve_source
+            from keel.data.task import resolve_task
+
+            self._task = resolve_task(self.data.task, resolve_source(self), self.data.label)
+        return self._task
+
+    @property
+    def metric(self):
+        """The eval metric (keel.core.tasks.MetricInfo): `[eval] metric`, or the task's default."""
+        return metric_of(self.eval.metric, self.task.task)
 
     def default_workdir(self) -> Path:
         return self._path.parent / ".keel" / self.pipeline.name
@@ -322,7 +370,23 @@ def parse_spec(text: str, path: Path) -> Spec:
     except pydantic.ValidationError as e:
         raise SpecError("\n".join(_describe(err, name) for err in e.errors())) from None
     spec._path = path.resolve()
+    problems = _eval_problems(spec, None if spec.data.task == "auto" else spec.data.task)
+    if problems:
+        raise SpecError("\n".join(f"{name}: {p}" for p in problems))
     return spec
+
+
+def _eval_problems(spec: Spec, task: str | None, classes: int | None = None) -> list[str]:
+    """Where `[eval]` does not fit the task (None: not known yet; the metric then implies it)."""
+    metric = spec.eval.metric
+    if task is None:
+        if metric is None:
+            return []
+        task = METRICS[metric].task
+    elif problem := metric_problem(metric, task, classes):
+        return [f"eval.metric: {problem}"]
+    problem = threshold_problem(metric, task, spec.eval.threshold, spec.eval.max_regression)
+    return [problem] if problem else []
 
 
 def load_spec(path: str | Path, check_files: bool = True) -> Spec:
@@ -384,6 +448,12 @@ def check_against_files(spec: Spec) -> None:
                         f"{name}: features.{kind}: {feature!r} is not a column of "
                         f"{spec.data.source}; expected one of: {shown}"
                     )
+    if source is not None and spec.data.label in source.columns:
+        task = spec.task
+        classes = task.distinct if task.task == "classification" else None
+        problems += [f"{name}: {p}" for p in _eval_problems(spec, task.task, classes)]
+        if task.label_kind is None:
+            problems.append(f"{name}: data.label: {spec.data.label!r} has no values in {spec.data.source}")
     both = set(spec.features.numeric) & set(spec.features.categorical)
     for feature in sorted(both):
         problems.append(f"{name}: features: {feature!r} is listed as both numeric and categorical")

@@ -12,8 +12,9 @@ class FeatureSet:
     numeric: names of float32 inputs of shape (1,), z-scored.
     categorical: name -> number of distinct int64 index values of an input of shape (1,)
         (vocabulary size plus one out-of-vocabulary index).
-    label: the label's name; label_vocabulary: class names in class-index order.
+    label: the label's name; label_vocabulary: class names in class-index order (empty for regression).
     raw_inputs: the raw columns a serving request must carry.
+    task: "classification" (the model outputs one probability per class) or "regression" (one number).
     """
 
     numeric: list[str]
@@ -21,10 +22,16 @@ class FeatureSet:
     label: str
     label_vocabulary: list[str]
     raw_inputs: list[str]
+    task: str = "classification"
 
     @property
     def num_classes(self) -> int:
         return len(self.label_vocabulary)
+
+    @property
+    def output_units(self) -> int:
+        """The width build_model's output must have: one per class, or 1 for regression."""
+        return 1 if self.task == "regression" else self.num_classes
 
     @property
     def names(self) -> list[str]:

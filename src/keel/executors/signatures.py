@@ -1,10 +1,14 @@
-"""The SavedModel keel writes: the Keras model and the TFT graph behind three signatures.
+"""The SavedModel keel writes: the Keras model and the TFT graph behind four signatures.
 
-- `serving_default`: serialized tf.Example protos (`examples`, string [batch]) -> probabilities
-  and class names. What TF Serving clients and TFMA call.
+- `serving_default`: serialized tf.Example protos (`examples`, string [batch]) -> for classification
+  `probabilities` [batch, classes] and `classes` (the likeliest class's name) [batch]; for regression
+  `predictions` [batch]. What TF Serving Predict clients and TFMA call.
 - `serving_raw`: one dense tensor [batch] per raw feature -> the same outputs. Float columns are
   float32, integer columns float64 (exact up to 2^53), text columns strings; a missing value is
   NaN, or "" for text. What apps without tf.Example protos call.
+- `classify` (classification) or `regress` (regression): TF Serving's Classify / Regress signature,
+  method name tensorflow/serving/classify or /regress, input `inputs` (serialized tf.Example); outputs
+  `classes` and `scores` [batch, classes], or `outputs` [batch]. What the Classify and Regress APIs call.
 - `transform_features`: serialized tf.Example -> transformed features, label included; TFMA uses
   it to read the encoded label.
 
@@ -14,12 +18,18 @@ TF1-style loaders (tfx_bsl's RunInference loads SavedModels in a TF1 Session) an
 converter ("ReadVariableOp missing attribute 'value'") cannot find them.
 """
 
+from pathlib import Path
+
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from keel.data.features import FeatureSet
 
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_CLASSES = "classes"
+OUTPUT_PREDICTIONS = "predictions"
+CLASSIFY_SIGNATURE, CLASSIFY_METHOD = "classify", "tensorflow/serving/classify"
+REGRESS_SIGNATURE, REGRESS_METHOD = "regress", "tensorflow/serving/regress"
 
 
 def raw_dtype(dtype: tf.DType) -> tf.DType:
@@ -40,15 +50,21 @@ class ServingModule(tf.Module):
         self._features = features
         self._raw_spec = raw_feature_spec
         self._inputs = {n: raw_feature_spec[n] for n in features.raw_inputs}
-        self._classes = tf.constant(features.label_vocabulary)
+        self._classes = tf.constant(features.label_vocabulary or [""])
+        self._regression = features.task == "regression"
 
-    def _predict(self, raw: dict) -> dict:
+    def _outputs(self, raw: dict):
         transformed = self.tft_layer(raw)
         inputs = {name: transformed[name] for name in self._features.names}
         # float32 whatever the training precision: a mixed-precision model computes in (b)float16.
-        probabilities = tf.cast(self.model(inputs, training=False), tf.float32)
-        classes = tf.gather(self._classes, tf.argmax(probabilities, axis=-1))
-        return {OUTPUT_PROBABILITIES: probabilities, OUTPUT_CLASSES: classes}
+        return tf.cast(self.model(inputs, training=False), tf.float32)
+
+    def _predict(self, raw: dict) -> dict:
+        outputs = self._outputs(raw)
+        if self._regression:
+            return {OUTPUT_PREDICTIONS: tf.reshape(outputs, [-1])}
+        classes = tf.gather(self._classes, tf.argmax(outputs, axis=-1))
+        return {OUTPUT_PROBABILITIES: outputs, OUTPUT_CLASSES: classes}
 
     def _from_dense(self, name: str, x):
         """Puts a dense [batch] input into the form the TFT graph was traced with."""
@@ -76,17 +92,44 @@ class ServingModule(tf.Module):
         def serve_raw(**features):
             return self._predict({n: self._from_dense(n, features[n]) for n in features})
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify(inputs):
+            scores = self._outputs(tf.io.parse_example(inputs, spec_without_label))
+            classes = tf.tile(self._classes[tf.newaxis, :], [tf.shape(scores)[0], 1])
+            return {"classes": classes, "scores": scores}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def regress(inputs):
+            return {"outputs": tf.reshape(self._outputs(tf.io.parse_example(inputs, spec_without_label)), [-1])}
+
         raw_signature = {n: tf.TensorSpec([None], raw_dtype(s.dtype), name=n) for n, s in self._inputs.items()}
-        return {
+        signatures = {
             "serving_default": serve_examples.get_concrete_function(),
             "serving_raw": tf.function(serve_raw).get_concrete_function(**raw_signature),
             "transform_features": transform_features.get_concrete_function(),
         }
+        if self._regression:
+            signatures[REGRESS_SIGNATURE] = regress.get_concrete_function()
+        else:
+            signatures[CLASSIFY_SIGNATURE] = classify.get_concrete_function()
+        return signatures
+
+
+def set_method_names(export_dir: str, methods: dict[str, str]) -> None:
+    """Gives signatures TF Serving's method names (tf.saved_model.save writes every one as predict)."""
+    path = Path(export_dir) / "saved_model.pb"
+    saved = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    for meta_graph in saved.meta_graphs:
+        for name, method in methods.items():
+            if name in meta_graph.signature_def:
+                meta_graph.signature_def[name].method_name = method
+    path.write_bytes(saved.SerializeToString())
 
 
 def save_serving_model(model, tf_transform_output, features: FeatureSet, export_dir: str) -> None:
-    """Writes the SavedModel with keel's three signatures to `export_dir`."""
+    """Writes the SavedModel with keel's signatures to `export_dir`."""
     module = ServingModule(
         model, tf_transform_output.transform_features_layer(), features, tf_transform_output.raw_feature_spec()
     )
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    set_method_names(export_dir, {CLASSIFY_SIGNATURE: CLASSIFY_METHOD, REGRESS_SIGNATURE: REGRESS_METHOD})

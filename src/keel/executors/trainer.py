@@ -3,7 +3,12 @@
 The Trainer is configured with `run_fn="keel.executors.trainer.run_fn"` and a TrainerConfig (the model
 module's path among it) in `custom_config`, so TFX never packages user code into a wheel at run time. The user's module
 defines `build_model(hparams, features) -> keras.Model`, returning an uncompiled model whose inputs
-are named after `features.names` and whose output is one probability per class.
+are named after `features.names` and whose output is one probability per class (classification) or
+one linear unit (regression, `features.task == "regression"`).
+
+A regression model learns the z-scored label by default (`[train] label_scaling`): keel appends a
+Rescaling layer with the training label's standard deviation and mean, so the trained and exported
+model predict in the label's units while the user's last layer sees unit-scale targets.
 
 The model is built and compiled under the strategy and dtype policy `keel.executors.training` resolves from
 `[train]`, with XLA on or off as `keel.executors.training.jit` decides; the decision is saved with the model.
@@ -33,9 +38,12 @@ from keel.pipeline.config import TrainerConfig, decode
 def feature_set(tf_transform_output: tft.TFTransformOutput, config: TrainerConfig) -> FeatureSet:
     """The FeatureSet for build_model, from the transform output and the trainer's config."""
     label = config.label
-    vocabulary = [
-        v.decode() if isinstance(v, bytes) else str(v) for v in tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)
-    ]
+    vocabulary = []
+    if config.task == "classification":
+        vocabulary = [
+            v.decode() if isinstance(v, bytes) else str(v)
+            for v in tf_transform_output.vocabulary_by_name(LABEL_VOCABULARY)
+        ]
     raw_spec = tf_transform_output.raw_feature_spec()
     if config.user_preprocessing:
         transformed = tf_transform_output.transformed_feature_spec()
@@ -57,23 +65,41 @@ def feature_set(tf_transform_output: tft.TFTransformOutput, config: TrainerConfi
         numeric, names = split_features(kinds, label, list(config.numeric), list(config.categorical))
         categorical = {n: tf_transform_output.vocabulary_size_by_name(n) + 1 for n in names}
         raw_inputs = [*numeric, *categorical]
-    return FeatureSet(numeric, categorical, label, vocabulary, raw_inputs)
+    return FeatureSet(numeric, categorical, label, vocabulary, raw_inputs, config.task)
 
 
-def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, batch_size: int):
+def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, batch_size: int, repeat=True):
+    """Batches of (transformed features, label), repeated forever unless `repeat` is False."""
     dataset = data_accessor.tf_dataset_factory(
         files,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.label),
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.label, num_epochs=None if repeat else 1),
         tf_transform_output.transformed_metadata.schema,
     )
     names = features.names
+    regression = features.task == "regression"
 
-    # A class unseen in training encodes as -1; such rows cannot be scored and are left out.
-    def known_classes(x, y):
-        known = tf.reshape(y >= 0, [-1])
+    # A class unseen in training encodes as -1, a missing regression label as NaN; such rows cannot
+    # be scored and are left out.
+    def known_labels(x, y):
+        known = tf.reshape(tf.logical_not(tf.math.is_nan(y)) if regression else y >= 0, [-1])
         return {n: tf.boolean_mask(x[n], known) for n in names}, tf.boolean_mask(y, known)
 
-    return dataset.map(known_classes).repeat()
+    return dataset.map(known_labels)
+
+
+def label_moments(files, data_accessor, tf_transform_output, features: FeatureSet) -> tuple[float, float]:
+    """The mean and standard deviation of the regression label over the training split (std 1 if constant)."""
+    count, total, squares = 0, 0.0, 0.0
+    for _, y in _dataset(files, data_accessor, tf_transform_output, features, 4096, repeat=False):
+        y = tf.cast(y, tf.float64)
+        count += int(tf.size(y))
+        total += float(tf.reduce_sum(y))
+        squares += float(tf.reduce_sum(y * y))
+    if count == 0:
+        raise ModelCodeError(f"data.label: {features.label!r} has no values in the training split")
+    mean = total / count
+    std = max(squares / count - mean * mean, 0.0) ** 0.5
+    return mean, std if std > 0 else 1.0
 
 
 def build_user_model(config: TrainerConfig, features: FeatureSet) -> keras.Model:
@@ -87,7 +113,12 @@ def build_user_model(config: TrainerConfig, features: FeatureSet) -> keras.Model
     if not isinstance(model, keras.Model):
         raise ModelCodeError(f"model.module: build_model returned {type(model).__name__}; expected a keras.Model")
     width = model.outputs[0].shape[-1] if model.outputs else None
-    if width != features.num_classes:
+    if width != features.output_units and features.task == "regression":
+        raise ModelCodeError(
+            f"model.module: build_model's output has {width} units; the task is regression (predicting "
+            f"{features.label!r}): expected 1 linear unit (or set [data] task = \"classification\")"
+        )
+    if width != features.output_units:
         raise ModelCodeError(
             f"model.module: build_model's output has {width} units; the label {features.label!r} has "
             f"{features.num_classes} classes ({', '.join(features.label_vocabulary)}): expected {features.num_classes}"
@@ -98,11 +129,32 @@ def build_user_model(config: TrainerConfig, features: FeatureSet) -> keras.Model
     return model
 
 
+def _scaled(model: keras.Model, moments: tuple[float, float] | None) -> keras.Model:
+    """The user's regression model followed by y * std + mean, when the label is z-scored."""
+    if moments is None:
+        return model
+    mean, std = moments
+    outputs = keras.layers.Rescaling(scale=std, offset=mean, name="keel_label_scale", dtype="float32")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+_REGRESSION_METRICS = {
+    "mean_squared_error": keras.metrics.MeanSquaredError,
+    "mean_absolute_error": keras.metrics.MeanAbsoluteError,
+    "root_mean_squared_error": keras.metrics.RootMeanSquaredError,
+}
+
+
 def _compile(model: keras.Model, config: TrainerConfig, jit_compile: bool) -> keras.Model:
+    if config.task == "regression":
+        loss, metric = keras.losses.MeanSquaredError(), _REGRESSION_METRICS[config.metric](name=config.metric)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metric = keras.metrics.SparseCategoricalAccuracy(name="sparse_categorical_accuracy")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(config.hparams.get("learning_rate", 1e-3))),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name=config.metric)],
+        loss=loss,
+        metrics=[metric],
         jit_compile=jit_compile,
     )
     return model
@@ -130,11 +182,15 @@ def run_fn(fn_args) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     features = feature_set(tf_transform_output, config)
     batch_size = config.batch_size * placement.replicas  # the global batch: per-replica batch x replicas
+    moments = None
+    if config.task == "regression" and config.label_scaling == "zscore":
+        moments = label_moments(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features)
+        print(f"    Trainer: label {features.label!r} z-scored (mean {moments[0]:.6g}, std {moments[1]:.6g})", flush=True)
 
     def probe_model(jit: bool) -> keras.Model:
         keras.utils.set_random_seed(config.seed)
         with placement.strategy.scope(), dtype_policy(precision):
-            return _compile(build_user_model(config, features), config, jit)
+            return _compile(_scaled(build_user_model(config, features), moments), config, jit)
 
     jit = choose_jit(
         config.jit_compile,
@@ -155,7 +211,7 @@ def run_fn(fn_args) -> None:
             path = warm_start.artifact_path(fn_args.base_model)
             borrowed = {"path": str(path), "variables": warm_start.load_into(model, path)}
             print(f"    Trainer: warm start from {path} ({borrowed['variables']} variables)", flush=True)
-        _compile(model, config, jit.jit_compile)
+        model = _compile(_scaled(model, moments), config, jit.jit_compile)
     train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     history = model.fit(
@@ -170,7 +226,9 @@ def run_fn(fn_args) -> None:
             "numeric": features.numeric,
             "categorical": features.categorical,
             "label": features.label,
+            "task": features.task,
             "classes": features.label_vocabulary,
+            "label_scaling": {"mean": moments[0], "std": moments[1]} if moments else None,
         },
         "train": {k: float(v[-1]) for k, v in history.history.items()},
         "validation": {k: float(v) for k, v in validation.items()},

@@ -2,7 +2,8 @@
 
 The default z-scores numeric features (missing values imputed with the mean, so they become 0),
 encodes categorical features with a vocabulary (missing is its own value, unseen values share one
-out-of-vocabulary index) and encodes the label as a class index. TFX calls `preprocessing_fn`
+out-of-vocabulary index) and encodes a classification label as a class index; a regression label passes
+through as float32 (a missing value becomes NaN, and the Trainer leaves such rows out). TFX calls `preprocessing_fn`
 with the Transform component's `custom_config`, a TransformConfig that carries only what the
 transform depends on, so a training-only change in the spec leaves Transform cached.
 """
@@ -61,13 +62,20 @@ def encode_label(x):
     )
 
 
-def default_preprocessing_fn(inputs: dict, label: str, numeric: list[str], categorical: list[str]) -> dict:
-    """keel's transform: z-scored numbers, vocabulary-encoded categories, the label as a class index."""
+def pass_label(x):
+    """A regression label as float32 [batch, 1]; a missing value is NaN."""
+    return _dense(_as_float(x), float("nan"))
+
+
+def default_preprocessing_fn(
+    inputs: dict, label: str, numeric: list[str], categorical: list[str], task: str = "classification"
+) -> dict:
+    """keel's transform: z-scored numbers, vocabulary-encoded categories, the label as the task needs it."""
     kinds = {name: dtype_kind(t.dtype) for name, t in inputs.items()}
     numeric, categorical = split_features(kinds, label, numeric, categorical)
     outputs = {name: zscore(inputs[name]) for name in numeric}
     outputs.update({name: encode_categorical(inputs[name], name) for name in categorical})
-    outputs[label] = encode_label(inputs[label])
+    outputs[label] = pass_label(inputs[label]) if task == "regression" else encode_label(inputs[label])
     return outputs
 
 
@@ -76,4 +84,6 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     config = decode(TransformConfig, custom_config)
     if config.preprocessing_module is not None:
         return load_module(config.preprocessing_module).preprocessing_fn(inputs)
-    return default_preprocessing_fn(inputs, config.label, list(config.numeric), list(config.categorical))
+    return default_preprocessing_fn(
+        inputs, config.label, list(config.numeric), list(config.categorical), config.task
+    )

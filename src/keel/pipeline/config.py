@@ -38,8 +38,9 @@ class GateConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TransformConfig:
-    """Transform: the features and label, and the model module only when it defines preprocessing_fn."""
+    """Transform: the task, the features and label, and the model module only when it defines preprocessing_fn."""
 
+    task: str
     label: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
@@ -49,8 +50,9 @@ class TransformConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
-    """Trainer (keel.executors.trainer.run_fn): the model code, its hyperparameters and `[train]`'s placement."""
+    """Trainer (keel.executors.trainer.run_fn): the task, the model code, its hyperparameters and `[train]`."""
 
+    task: str
     label: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
@@ -64,17 +66,20 @@ class TrainerConfig:
     accelerator: str
     tpu: str
     precision: str
+    label_scaling: str
     metric: str
 
 
 @dataclasses.dataclass(frozen=True)
 class LiteExportConfig:
-    """LiteExporter: the label and `[export.lite]`'s conversion and gate policy."""
+    """LiteExporter: the task, the label and `[export.lite]`'s conversion and gate policy."""
 
+    task: str
     label: str
     variants: tuple[str, ...]
     choose: str
     max_accuracy_drop: float
+    max_abs_diff: float
     max_size_bytes: int | None
     representative_rows: int
 
@@ -97,6 +102,7 @@ def gate_config(spec: Spec) -> GateConfig:
 def transform_config(spec: Spec, code: ModelCode) -> TransformConfig:
     """Transform's config: a change to a module without preprocessing_fn leaves Transform cached."""
     return TransformConfig(
+        spec.task.task,
         spec.data.label,
         tuple(spec.features.numeric),
         tuple(spec.features.categorical),
@@ -109,6 +115,7 @@ def trainer_config(spec: Spec, code: ModelCode) -> TrainerConfig:
     """The Trainer's config (steps are in its train_args and eval_args, not here)."""
     train = spec.train
     return TrainerConfig(
+        task=spec.task.task,
         label=spec.data.label,
         numeric=tuple(spec.features.numeric),
         categorical=tuple(spec.features.categorical),
@@ -122,7 +129,8 @@ def trainer_config(spec: Spec, code: ModelCode) -> TrainerConfig:
         accelerator=train.accelerator,
         tpu=train.tpu,
         precision=train.precision,
-        metric=spec.eval.metric,
+        label_scaling=train.label_scaling,
+        metric=spec.metric.name,
     )
 
 
@@ -132,10 +140,12 @@ def lite_export_config(spec: Spec) -> LiteExportConfig | None:
     if lite is None:
         return None
     return LiteExportConfig(
+        spec.task.task,
         spec.data.label,
         tuple(lite.variants),
         lite.choose,
         lite.max_accuracy_drop,
+        lite.max_abs_diff,
         lite.max_size_bytes,
         lite.representative_rows,
     )

@@ -22,9 +22,10 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from keel.core.fingerprint import path_sha256
-from keel.core.spec import TFMA_METRIC_CLASS, Spec
+from keel.core.spec import Spec
+from keel.core.tasks import POSITIVE_CLASS_INDEX
 from keel.data.sources import DataSource
-from keel.executors.signatures import OUTPUT_PROBABILITIES
+from keel.executors.signatures import OUTPUT_PREDICTIONS, OUTPUT_PROBABILITIES
 from keel.pipeline import config, nodes
 from keel.pipeline.components.baseline import CANDIDATE, LatestBlessedBeforeCandidate
 from keel.pipeline.components.data_gate import DataGate
@@ -79,33 +80,41 @@ def _example_gen(spec: Spec, source: DataSource):
 
 
 def _eval_config(spec: Spec) -> tfma.EvalConfig:
-    metric = TFMA_METRIC_CLASS[spec.eval.metric]
+    """TFMA's config: the task's metric, its bar and its no-regression check against the baseline.
+
+    A binary metric scores the second class of the label vocabulary (TFMA's binarization by class id).
+    """
+    metric = spec.metric
+    bound = {} if spec.eval.threshold is None else {"value": spec.eval.threshold}
+    if metric.higher_is_better:
+        direction, change = tfma.MetricDirection.HIGHER_IS_BETTER, -spec.eval.max_regression
+        value = tfma.GenericValueThreshold(lower_bound=bound) if bound else None
+    else:
+        direction, change = tfma.MetricDirection.LOWER_IS_BETTER, spec.eval.max_regression
+        value = tfma.GenericValueThreshold(upper_bound=bound) if bound else None
     threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": spec.eval.threshold}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -spec.eval.max_regression}
-        ),
+        value_threshold=value,
+        change_threshold=tfma.GenericChangeThreshold(direction=direction, absolute={"value": change}),
     )
+    judged = tfma.MetricsSpec(
+        metrics=[
+            tfma.MetricConfig(class_name=metric.tfma_class, config=json.dumps({"name": metric.name}), threshold=threshold)
+        ]
+    )
+    if metric.labels == "binary":
+        judged.binarize.class_ids.values.append(POSITIVE_CLASS_INDEX)
+    regression = spec.task.task == "regression"
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
                 signature_name="serving_default",
                 label_key=spec.data.label,
-                prediction_key=OUTPUT_PROBABILITIES,
+                prediction_key=OUTPUT_PREDICTIONS if regression else OUTPUT_PROBABILITIES,
                 preprocessing_function_names=["transform_features"],
             )
         ],
         slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(
-                        class_name=metric, config=json.dumps({"name": spec.eval.metric}), threshold=threshold
-                    ),
-                ]
-            )
-        ],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]), judged],
     )
 
 

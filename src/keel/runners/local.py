@@ -105,6 +105,7 @@ def _prepare(spec: Spec, workdir: Path, span: int | None, reporter: Reporter) ->
     source, provenance = prepare_source(spec, workdir, span)
     reporter.start(spec.pipeline.name, workdir)
     reporter.data(spec.data.source, source, provenance)
+    reporter.task(spec.task, spec.metric)
     if store_path(workdir).exists():
         closed = close_interrupted(open_store(workdir))
         if closed:

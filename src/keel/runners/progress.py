@@ -30,6 +30,10 @@ class Reporter:
         shown += f"span {source.span}, " if source.has_span else ""
         self._line(f"  data: {written} -> {source.input_base} ({shown}{len(provenance['files'])} file(s))")
 
+    def task(self, task, metric) -> None:
+        """The task the run trains for and why (keel.data.task.ResolvedTask), and the metric that judges it."""
+        self._line(f"  task: {task.task} ({task.reason}); judged by {metric.name} ({metric.direction})")
+
     def recovered(self, closed: list[str]) -> None:
         self._line(
             f"  recovered: an earlier run was killed during {', '.join(closed)}; its unfinished "

@@ -4,6 +4,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from keel.core.tasks import METRICS
 from keel.executors.training.record import describe_record, read_training_record
 from keel.mlmd import evaluation, text
 from keel.mlmd import store as metadata
@@ -56,7 +57,7 @@ class RunSummary:
         if self.training:
             lines.append(f"  training: {self.training}")
         if self.metrics:
-            shown = ", ".join(f"{k} {text.number(v)}" for k, v in self.metrics.items())
+            shown = ", ".join(f"{k} {text.number(v)}{_direction(k)}" for k, v in self.metrics.items())
             lines.append(f"  eval: {shown}")
         if self.blessed is not None:
             why = f" ({'; '.join(self.blessing_reasons)})" if self.blessing_reasons else ""
@@ -66,6 +67,11 @@ class RunSummary:
         elif self.blessed is False:
             lines.append("  pushed: nothing (the model was not blessed)")
         return "\n".join(lines)
+
+
+def _direction(metric: str) -> str:
+    known = METRICS.get(metric)
+    return f" ({known.direction})" if known else ""
 
 
 def collect_summary(

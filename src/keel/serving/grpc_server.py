@@ -41,8 +41,8 @@ from keel.serving.versions import LoadedVersion, ServingError
 
 log = logging.getLogger("keel.serve")
 
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
+
+
 MAX_MESSAGE_BYTES = 4 << 20  # gRPC's own default receive limit; larger requests get RESOURCE_EXHAUSTED
 
 
