@@ -84,7 +84,9 @@ def label_sample(source: DataSource, label: str) -> tuple[str | None, set[str]]:
         _csv_label_values(rows, header, label, values, SAMPLE_ROWS)
         return _kind(values), values
     files = sorted(
-        Path(p) for p in glob.glob(str(Path(source.input_base) / source.pattern.replace(SPAN, "*"))) if Path(p).is_file()
+        Path(p)
+        for p in glob.glob(str(Path(source.input_base) / source.pattern.replace(SPAN, "*")))
+        if Path(p).is_file()
     )
     if source.kind == "tfrecord":
         return _tfrecord_label_values(files, label, values), values

@@ -72,7 +72,9 @@ def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, ba
     """Batches of (transformed features, label), repeated forever unless `repeat` is False."""
     dataset = data_accessor.tf_dataset_factory(
         files,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.label, num_epochs=None if repeat else 1),
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size, label_key=features.label, num_epochs=None if repeat else 1
+        ),
         tf_transform_output.transformed_metadata.schema,
     )
     names = features.names
@@ -116,7 +118,7 @@ def build_user_model(config: TrainerConfig, features: FeatureSet) -> keras.Model
     if width != features.output_units and features.task == "regression":
         raise ModelCodeError(
             f"model.module: build_model's output has {width} units; the task is regression (predicting "
-            f"{features.label!r}): expected 1 linear unit (or set [data] task = \"classification\")"
+            f'{features.label!r}): expected 1 linear unit (or set [data] task = "classification")'
         )
     if width != features.output_units:
         raise ModelCodeError(
@@ -185,7 +187,9 @@ def run_fn(fn_args) -> None:
     moments = None
     if config.task == "regression" and config.label_scaling == "zscore":
         moments = label_moments(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features)
-        print(f"    Trainer: label {features.label!r} z-scored (mean {moments[0]:.6g}, std {moments[1]:.6g})", flush=True)
+        print(
+            f"    Trainer: label {features.label!r} z-scored (mean {moments[0]:.6g}, std {moments[1]:.6g})", flush=True
+        )
 
     def probe_model(jit: bool) -> keras.Model:
         keras.utils.set_random_seed(config.seed)

@@ -84,6 +84,4 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     config = decode(TransformConfig, custom_config)
     if config.preprocessing_module is not None:
         return load_module(config.preprocessing_module).preprocessing_fn(inputs)
-    return default_preprocessing_fn(
-        inputs, config.label, list(config.numeric), list(config.categorical), config.task
-    )
+    return default_preprocessing_fn(inputs, config.label, list(config.numeric), list(config.categorical), config.task)

@@ -98,7 +98,9 @@ def _eval_config(spec: Spec) -> tfma.EvalConfig:
     )
     judged = tfma.MetricsSpec(
         metrics=[
-            tfma.MetricConfig(class_name=metric.tfma_class, config=json.dumps({"name": metric.name}), threshold=threshold)
+            tfma.MetricConfig(
+                class_name=metric.tfma_class, config=json.dumps({"name": metric.name}), threshold=threshold
+            )
         ]
     )
     if metric.labels == "binary":

@@ -34,14 +34,13 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from keel.executors.signatures import CLASSIFY_METHOD, REGRESS_METHOD
 from keel.serving import grpc_codec
 from keel.serving.codec import RequestError
 from keel.serving.service import ApiError, InvalidArgument, ModelFailed, Models
 from keel.serving.versions import LoadedVersion, ServingError
 
 log = logging.getLogger("keel.serve")
-
-
 
 MAX_MESSAGE_BYTES = 4 << 20  # gRPC's own default receive limit; larger requests get RESOURCE_EXHAUSTED
 
