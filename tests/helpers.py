@@ -88,6 +88,27 @@ def penguin_data(
     }
 
 
+def penguin_mass_data(
+    steps: int = 300, name: str = "penguin_mass", numeric_only: bool = False, threshold: float | None = None, **eval
+) -> dict:
+    """A regression on the penguins: body mass in grams from the other measurements (and, unless
+    `numeric_only`, island, sex and species). Predicting the mean mass scores an RMSE of about 800 g."""
+    data = {
+        "pipeline": {"name": name},
+        "data": {"source": "builtin:penguins", "label": "body_mass_g"},
+        "features": {
+            "numeric": ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"],
+            "categorical": [] if numeric_only else ["island", "sex", "species"],
+        },
+        "model": {"module": str(TABULAR), "hparams": PENGUIN_HPARAMS},
+        "train": {"steps": steps, "eval_steps": 5, "batch_size": 32, "jit_compile": False},
+        "eval": {"metric": "root_mean_squared_error", "max_regression": 50.0, **eval},
+    }
+    if threshold is not None:
+        data["eval"]["threshold"] = threshold
+    return data
+
+
 def penguin_spec(directory: Path, overrides: dict | None = None, **settings) -> Path:
     """Writes `penguin_data(**settings)` merged with `overrides` to DIRECTORY/NAME.toml and returns its path."""
     data = penguin_data(**settings)
