@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import keel, node_states, penguin_spec, pushed_versions
+from helpers import keel, node_states, penguin_mass_data, penguin_spec, pushed_versions, write_spec
 
 
 class PenguinRuns:
@@ -32,3 +32,20 @@ class PenguinRuns:
 def penguin_runs(tmp_path_factory) -> PenguinRuns:
     """The penguin workdir's four runs, made once per session."""
     return PenguinRuns(tmp_path_factory.mktemp("penguin"))
+
+
+class MassRun:
+    """One regression run: penguin body mass from the numeric measurements (LiteRT-exportable), blessed and pushed."""
+
+    def __init__(self, root: Path):
+        self.workdir = root / "work"
+        self.spec = write_spec(root / "penguin_mass.toml", penguin_mass_data(numeric_only=True))
+        self.run = keel("run", self.spec, "--workdir", self.workdir)
+        assert self.run.returncode == 0, self.run.stdout + self.run.stderr
+        self.versions = pushed_versions(self.workdir, "penguin_mass")
+
+
+@pytest.fixture(scope="session")
+def mass_run(tmp_path_factory) -> MassRun:
+    """A pushed regression model (see MassRun), made once per session."""
+    return MassRun(tmp_path_factory.mktemp("penguin_mass"))
