@@ -116,3 +116,9 @@ def test_resolve_task_reads_a_builtin_without_materialising_it(tmp_path):
     spec = load(tmp_path, penguin_data(), overrides)
     resolved = resolve_task("auto", resolve_source(spec), "diagnosis")
     assert (resolved.task, resolved.label_kind, resolved.distinct) == ("classification", "string", 2)
+
+
+def test_a_text_label_cannot_be_a_regression(tmp_path):
+    assert error_of(tmp_path, penguin_data(), {"data.task": "regression", "eval.threshold": None}) == (
+        "s.toml: data.label: 'species' holds text but data.task is regression; a regression label must be numeric"
+    )

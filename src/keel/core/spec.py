@@ -454,6 +454,11 @@ def check_against_files(spec: Spec) -> None:
         problems += [f"{name}: {p}" for p in _eval_problems(spec, task.task, classes)]
         if task.label_kind is None:
             problems.append(f"{name}: data.label: {spec.data.label!r} has no values in {spec.data.source}")
+        elif task.task == "regression" and task.label_kind == "string":
+            problems.append(
+                f"{name}: data.label: {spec.data.label!r} holds text but data.task is regression; "
+                "a regression label must be numeric"
+            )
     both = set(spec.features.numeric) & set(spec.features.categorical)
     for feature in sorted(both):
         problems.append(f"{name}: features: {feature!r} is listed as both numeric and categorical")
