@@ -49,6 +49,16 @@ def test_digits_are_64_float_pixels_and_a_digit_label(tmp_path):
     assert min(pixels) == 0.0 and max(pixels) == 16.0 and all("." in v for v in rows[1][:64])
 
 
+def test_breast_cancer_has_30_named_measurements_and_a_diagnosis(tmp_path):
+    record = datasets.materialise("breast_cancer", tmp_path / "breast_cancer")
+    rows = read(record["file"])
+    assert rows[0][0] == "mean_radius" and rows[0][-2] == "worst_fractal_dimension" and rows[0][-1] == "diagnosis"
+    assert len(rows[0]) == 31 and record["rows"] == len(rows) - 1 == 569
+    diagnoses = [row[-1] for row in rows[1:]]
+    assert (diagnoses.count("malignant"), diagnoses.count("benign")) == (212, 357)  # as scikit-learn counts them
+    assert rows[1][:2] == ["17.99", "10.38"] and rows[1][-1] == "malignant"
+
+
 def test_unchanged_data_is_not_rewritten(tmp_path):
     first = datasets.materialise("penguins", tmp_path / "penguins")
     mtime = (tmp_path / "penguins" / "data.csv").stat().st_mtime_ns

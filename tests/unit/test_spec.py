@@ -113,7 +113,7 @@ def test_missing_model_module(tmp_path):
 def test_unknown_builtin(tmp_path):
     assert error_of(tmp_path, penguin_data(source="builtin:pinguins")) == (
         "bad.toml: data.source: 'builtin:pinguins' is not a builtin data set; "
-        "expected one of: builtin:penguins, builtin:taxi, builtin:digits"
+        "expected one of: builtin:penguins, builtin:taxi, builtin:digits, builtin:breast_cancer"
     )
 
 

@@ -46,7 +46,7 @@ class DataSection(_Section):
     """`[data]`: where the examples come from and what to predict."""
 
     source: str = Field(
-        description="builtin:penguins, builtin:taxi, builtin:digits, or a path or glob of .csv "
+        description="builtin:penguins, builtin:taxi, builtin:digits, builtin:breast_cancer, or a path or glob of .csv "
         "or .tfrecord[.gz] (tf.Example) files, wildcards in the file name only; "
         "{SPAN} in the path selects data versions (TFX spans), e.g. "
         "data/span-{SPAN}/*.csv: the latest span, or `keel run --span N`"
