@@ -8,7 +8,7 @@ FAILED, nothing evaluated or pushed, no unfinished output marked LIVE.
 import pytest
 
 from checks import nothing_half_written, one_line_error
-from helpers import keel, node_states, penguin_spec
+from helpers import keel, node_states, penguin_mass_data, penguin_spec, write_spec
 
 HEADER = "import keras\nfrom keel.data.features import FeatureSet\n\n"
 BODY = """
@@ -63,3 +63,19 @@ def test_model_code_errors_stop_the_trainer_in_one_line(shared, case):
     assert "Evaluator" not in states and "Pusher" not in states
     assert not (workdir / "serving").exists()
     nothing_half_written(workdir)
+
+
+def test_a_regression_model_with_more_than_one_output_unit_stops_the_trainer(tmp_path):
+    module = tmp_path / "softmax.py"
+    module.write_text(
+        HEADER + BODY + "\n\ndef build_model(hparams, features):\n    inputs = inputs_of(features)\n"
+        "    return keras.Model(inputs, head(inputs, 3))\n"
+    )
+    spec = write_spec(tmp_path / "mass.toml", penguin_mass_data(steps=2), {"model.module": str(module)})
+    result = keel("run", spec, "--workdir", tmp_path / "work")
+    one_line_error(
+        result,
+        "build_model's output has 3 units; the task is regression (predicting 'body_mass_g'): expected 1 linear unit",
+    )
+    assert node_states(tmp_path / "work")["Trainer"] == "FAILED"
+    nothing_half_written(tmp_path / "work")
