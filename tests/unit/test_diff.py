@@ -3,7 +3,7 @@
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from keel.registry.diff import schema_changes, spec_changes
+from keel.registry.diff import _better_or_worse, schema_changes, spec_changes
 
 SPEC = {
     "pipeline": {"name": "penguin"},
@@ -64,3 +64,10 @@ def test_a_changed_constraint_is_reported_and_a_missing_schema_compares_as_no_ch
     assert schema_changes(BASE, stricter) == ["feature 'island': constraints changed (presence, shape or domain)"]
     assert schema_changes(BASE, BASE) == []
     assert schema_changes(None, BASE) == []
+
+
+def test_a_metric_change_reads_in_the_metrics_direction():
+    assert _better_or_worse("sparse_categorical_accuracy", 0.02) == ", better"
+    assert _better_or_worse("root_mean_squared_error", 0.02) == ", worse"
+    assert _better_or_worse("mean_absolute_error", -1.5) == ", better"
+    assert _better_or_worse("example_count", 3) == "" and _better_or_worse("auc", 0.0) == ""

@@ -7,6 +7,7 @@ TFDV's drift comparators from the runs' statistics), the code, borrowed weights 
 
 from pathlib import Path
 
+from keel.core.tasks import METRICS
 from keel.mlmd import lineage, text
 from keel.mlmd import store as metadata
 from keel.mlmd.lineage import Lineage
@@ -168,6 +169,13 @@ def compare(a: Lineage, b: Lineage) -> dict:
     }
 
 
+def _better_or_worse(metric: str, delta: float) -> str:
+    known = METRICS.get(metric)
+    if known is None or delta == 0:
+        return ""
+    return ", better" if (delta > 0) == known.higher_is_better else ", worse"
+
+
 def diff(workdir: Path, ref_a: str, ref_b: str) -> dict:
     """What changed from model `ref_a` to model `ref_b` in `workdir`."""
     store = metadata.open_store(workdir)
@@ -244,7 +252,7 @@ def render(d: dict) -> str:
     lines.append(f"borrowed weights: {_same_or(d['warm_start'], lambda s: text.short_sha(s) if s else 'none')}")
     lines.append("metrics:")
     for name, m in d["metrics"].items():
-        delta = f" ({text.signed(m['delta'])})" if m["delta"] is not None else ""
+        delta = f" ({text.signed(m['delta'])}{_better_or_worse(name, m['delta'])})" if m["delta"] is not None else ""
         lines.append(f"  {name}: {text.number(m['a'])} -> {text.number(m['b'])}{delta}")
     if not d["metrics"]:
         lines.append("  neither model was evaluated")
