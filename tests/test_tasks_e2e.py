@@ -4,7 +4,9 @@ The regression is the penguins' body mass in grams (the `mass_run` fixture), the
 classification scikit-learn's breast cancer data judged by AUC.
 """
 
+import csv
 import glob
+import io
 import json
 from pathlib import Path
 
@@ -68,6 +70,33 @@ def test_a_regression_bar_no_model_can_meet_is_not_blessed(tmp_path):
     assert "blessed: no (root_mean_squared_error value" in result.stdout
     assert "upper_bound" in result.stdout
     assert pushed_versions(tmp_path / "work", "penguin_mass") == []
+
+
+def test_rows_without_a_regression_label_count_in_no_metric(tmp_path):
+    from keel.data import datasets
+
+    builtin = datasets.get_builtin("penguins")
+    rows = list(csv.reader(io.StringIO(builtin.read_text()[1])))
+    header, body = builtin.convert(rows[0], rows[1:])
+    body = [list(r) for r in body]
+    mass = header.index("body_mass_g")
+    for i, row in enumerate(body):
+        if i % 5 == 0:
+            row[mass] = ""
+    with open(tmp_path / "penguins.csv", "w", newline="") as f:
+        csv.writer(f).writerows([header, *body])
+    data = penguin_mass_data(steps=20, numeric_only=True)
+    data["data"]["source"] = str(tmp_path / "penguins.csv")
+    result = keel("run", write_spec(tmp_path / "mass.toml", data), "--workdir", tmp_path / "work")
+    assert result.returncode == 0, result.stderr[-3000:]
+    labelled = sum(
+        bool(tf.train.Example.FromString(r).features.feature["body_mass_g"].int64_list.value)
+        for r in eval_records(tmp_path / "work")
+    )
+    assert labelled < len(eval_records(tmp_path / "work"))
+    assert eval_metric(result.stdout, "example_count") == labelled  # TFMA weighs unlabelled rows 0
+    assert 0 < eval_metric(result.stdout, "root_mean_squared_error") < 2000  # a number, not NaN
+    assert "blessed: yes" in result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,9 @@
 import dataclasses
 
 LABEL_VOCABULARY = "keel_label"  # the vocabulary file TFT writes for the label's classes
+# Transform's output beside a regression label: 1.0 where the row has a label, 0.0 where it is missing
+# (the label is then 0.0). The Trainer leaves weight-0 rows out; TFMA weighs examples by it.
+LABEL_WEIGHT = "keel_label_weight"
 
 
 @dataclasses.dataclass(frozen=True)

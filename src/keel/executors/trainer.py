@@ -26,7 +26,7 @@ from tfx_bsl.public import tfxio
 from keel.core.errors import ModelCodeError, SpecError
 from keel.core.modules import load_module, require_function
 from keel.core.tasks import METRICS, POSITIVE_CLASS_INDEX, metric_problem
-from keel.data.features import LABEL_VOCABULARY, FeatureSet, dtype_kind, split_features
+from keel.data.features import LABEL_VOCABULARY, LABEL_WEIGHT, FeatureSet, dtype_kind, split_features
 from keel.executors import warm_start
 from keel.executors.signatures import save_serving_model
 from keel.executors.training.jit import choose_jit
@@ -48,7 +48,7 @@ def feature_set(tf_transform_output: tft.TFTransformOutput, config: TrainerConfi
     raw_spec = tf_transform_output.raw_feature_spec()
     if config.user_preprocessing:
         transformed = tf_transform_output.transformed_feature_spec()
-        names = sorted(n for n in transformed if n != label)
+        names = sorted(n for n in transformed if n not in (label, LABEL_WEIGHT))
         numeric = [n for n in names if transformed[n].dtype.is_floating]
         categorical = {}
         for n in names:
@@ -79,12 +79,17 @@ def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, ba
         tf_transform_output.transformed_metadata.schema,
     )
     names = features.names
+    weighted = LABEL_WEIGHT in tf_transform_output.transformed_feature_spec()
     regression = features.task == "regression"
 
-    # A class unseen in training encodes as -1, a missing regression label as NaN; such rows cannot
-    # be scored and are left out.
+    # A class unseen in training encodes as -1, a missing regression label has weight 0 (or, from a
+    # user's preprocessing_fn, is NaN); such rows cannot be scored and are left out.
     def known_labels(x, y):
-        known = tf.reshape(tf.logical_not(tf.math.is_nan(y)) if regression else y >= 0, [-1])
+        if weighted:
+            known = x[LABEL_WEIGHT] > 0
+        else:
+            known = tf.logical_not(tf.math.is_nan(y)) if regression else y >= 0
+        known = tf.reshape(known, [-1])
         return {n: tf.boolean_mask(x[n], known) for n in names}, tf.boolean_mask(y, known)
 
     return dataset.map(known_labels)

@@ -3,7 +3,8 @@
 The default z-scores numeric features (missing values imputed with the mean, so they become 0),
 encodes categorical features with a vocabulary (missing is its own value, unseen values share one
 out-of-vocabulary index) and encodes a classification label as a class index; a regression label passes
-through as float32 (a missing value becomes NaN, and the Trainer leaves such rows out). TFX calls `preprocessing_fn`
+through as float32, with LABEL_WEIGHT beside it (0 where the label is missing: the Trainer leaves such
+rows out and TFMA gives them no weight). TFX calls `preprocessing_fn`
 with the Transform component's `custom_config`, a TransformConfig that carries only what the
 transform depends on, so a training-only change in the spec leaves Transform cached.
 """
@@ -12,7 +13,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from keel.core.modules import load_module
-from keel.data.features import LABEL_VOCABULARY, dtype_kind, split_features
+from keel.data.features import LABEL_VOCABULARY, LABEL_WEIGHT, dtype_kind, split_features
 from keel.pipeline.config import TransformConfig, decode
 
 
@@ -62,9 +63,11 @@ def encode_label(x):
     )
 
 
-def pass_label(x):
-    """A regression label as float32 [batch, 1]; a missing value is NaN."""
-    return _dense(_as_float(x), float("nan"))
+def pass_label(x, label: str) -> dict:
+    """A regression label as float32 [batch, 1] and its LABEL_WEIGHT: 1 where present, 0 (label 0) where missing."""
+    value = _dense(_as_float(x), float("nan"))
+    present = tf.logical_not(tf.math.is_nan(value))
+    return {label: tf.where(present, value, tf.zeros_like(value)), LABEL_WEIGHT: tf.cast(present, tf.float32)}
 
 
 def default_preprocessing_fn(
@@ -75,7 +78,10 @@ def default_preprocessing_fn(
     numeric, categorical = split_features(kinds, label, numeric, categorical)
     outputs = {name: zscore(inputs[name]) for name in numeric}
     outputs.update({name: encode_categorical(inputs[name], name) for name in categorical})
-    outputs[label] = pass_label(inputs[label]) if task == "regression" else encode_label(inputs[label])
+    if task == "regression":
+        outputs.update(pass_label(inputs[label], label))
+    else:
+        outputs[label] = encode_label(inputs[label])
     return outputs
 
 

@@ -25,6 +25,7 @@ from tfx import v1 as tfx
 from keel.core.fingerprint import path_sha256
 from keel.core.spec import Spec
 from keel.core.tasks import POSITIVE_CLASS_INDEX
+from keel.data.features import LABEL_WEIGHT
 from keel.data.sources import DataSource
 from keel.executors.signatures import OUTPUT_PREDICTIONS, OUTPUT_PROBABILITIES
 from keel.pipeline import config, nodes
@@ -80,7 +81,7 @@ def _example_gen(spec: Spec, source: DataSource):
     ).with_id(node_id)
 
 
-def _eval_config(spec: Spec) -> tfma.EvalConfig:
+def _eval_config(spec: Spec, user_preprocessing: bool) -> tfma.EvalConfig:
     """TFMA's config: the task's metric, its bar and its no-regression check against the baseline.
 
     A binary metric scores the second class of the label vocabulary (TFMA's binarization by class id).
@@ -110,18 +111,19 @@ def _eval_config(spec: Spec) -> tfma.EvalConfig:
     if metric.labels == "binary":
         judged.binarize.class_ids.values.append(POSITIVE_CLASS_INDEX)
     regression = spec.task.task == "regression"
-    return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name="serving_default",
-                label_key=spec.data.label,
-                prediction_key=OUTPUT_PREDICTIONS if regression else OUTPUT_PROBABILITIES,
-                preprocessing_function_names=["transform_features"],
-            )
-        ],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]), judged],
+    count = tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")])
+    model = tfma.ModelSpec(
+        signature_name="serving_default",
+        label_key=spec.data.label,
+        prediction_key=OUTPUT_PREDICTIONS if regression else OUTPUT_PROBABILITIES,
+        preprocessing_function_names=["transform_features"],
     )
+    if regression and not user_preprocessing:
+        # keel's transform weighs a row without a label 0, so it counts in no metric (TFMA would get NaN).
+        model.example_weight_key = LABEL_WEIGHT
+        for metrics in (count, judged):
+            metrics.example_weights.weighted = True
+    return tfma.EvalConfig(model_specs=[model], slicing_specs=[tfma.SlicingSpec()], metrics_specs=[count, judged])
 
 
 def _warm_start(spec: Spec):
@@ -205,7 +207,7 @@ def create_pipeline(spec: Spec, source: DataSource, placement: Placement) -> tfx
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
         example_splits=["eval"],
-        eval_config=_eval_config(spec),
+        eval_config=_eval_config(spec, code.user_preprocessing),
     ).with_id(nodes.EVALUATOR)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
