@@ -153,6 +153,16 @@ def test_an_unknown_choice_is_one_usage_error_naming_the_flag(tmp_path):
     assert "argument --target: invalid choice: 'airflow'" in result.stderr.splitlines()[-1]
 
 
+def test_validate_applies_set_and_a_bad_one_is_one_line(tmp_path):
+    spec = penguin_spec(tmp_path)
+    result = run_keel("validate", spec, "--set", "train.steps=800", "--set", "data.eval_percent=25", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "steps = 800" in result.stdout.splitlines() and "eval_percent = 25" in result.stdout.splitlines()
+    bad = run_keel("validate", spec, "--set", "train.steps=-1", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == ["error: --set: train.steps: got -1; input should be greater than or equal to 1"]
+
+
 # The workdir rule (keel.core.workdirs), on real ML Metadata stores.
 
 
@@ -187,15 +197,18 @@ def test_no_workdir_or_several_is_one_line_asking_for_workdir_or_spec(tmp_path):
 # The real command on a real run, laid out as `make demo` leaves it.
 
 
+DEMO_OVERRIDES = ("--set", "train.steps=25", "--set", "model.hparams.learning_rate=0.02")
+
+
 class Demo:
-    """`keel run pipelines/penguin.toml --json` from `root`, with no --workdir."""
+    """`keel run pipelines/penguin.toml --json --set ...` from `root`, with no --workdir."""
 
     def __init__(self, root: Path):
         self.root = root
         (root / "pipelines").mkdir()
         self.spec = penguin_spec(root / "pipelines", steps=20, eval_steps=2, threshold=0.0)
         self.workdir = root / "pipelines" / ".keel" / "penguin"
-        self.run = run_keel("run", "pipelines/penguin.toml", "--json", cwd=root)
+        self.run = run_keel("run", "pipelines/penguin.toml", "--json", *DEMO_OVERRIDES, cwd=root)
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +224,19 @@ def test_run_json_prints_only_the_summary_on_stdout(demo):
     assert {c["node_id"]: c["status"] for c in summary["components"]}["Pusher"] == "ran"
     assert summary["blessed"] is True and summary["pushed_to"]
     assert f"keel run penguin: workdir {demo.workdir.resolve()}" in demo.run.stderr  # progress on stderr
+
+
+def test_set_overrides_are_applied_said_and_recorded(demo):
+    assert demo.run.returncode == 0, demo.run.stderr[-3000:]
+    assert "  overrides: train.steps=25, model.hparams.learning_rate=0.02 (--set; recorded with the run)" in (
+        demo.run.stderr
+    )
+    record = json.loads(run_keel("lineage", "--json", cwd=demo.root).stdout)
+    assert record["spec"]["overrides"] == {"train.steps": 25, "model.hparams.learning_rate": 0.02}
+    assert record["spec"]["resolved"]["train"]["steps"] == 25
+    assert record["spec"]["resolved"]["model"]["hparams"] == {"hidden": [32, 16], "learning_rate": 0.02}
+    shown = run_keel("lineage", cwd=demo.root).stdout
+    assert "with --set train.steps=25, model.hparams.learning_rate=0.02" in shown
 
 
 def test_queries_find_the_demo_workdir_from_the_directory_above(demo):

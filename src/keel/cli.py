@@ -27,6 +27,18 @@ exit codes:
 """
 
 
+def _add_set(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec key without editing the file, e.g. --set train.steps=800 "
+        "--set model.hparams.learning_rate=0.02 (a TOML value; repeatable; recorded with the run)",
+    )
+
+
 def _workdir(args):
     """The workdir a command acts on, by the rule in EPILOG; `args.spec` is a spec path or None."""
     from keel.core.workdirs import resolve_workdir
@@ -47,9 +59,9 @@ def _emit(data, text: str, as_json: bool) -> None:
 
 
 def cmd_validate(args) -> int:
-    from keel.core.spec import load_spec, to_toml
+    from keel.core.spec import load_spec, parse_overrides, to_toml
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, overrides=parse_overrides(args.overrides))
     print(f"# {spec.path}: valid; every default filled in")
     print(to_toml(spec.resolved()), end="")
     return EXIT_OK
@@ -59,11 +71,11 @@ def cmd_run(args) -> int:
     import contextlib
     import dataclasses
 
-    from keel.core.spec import load_spec
+    from keel.core.spec import load_spec, parse_overrides
     from keel.core.workdirs import resolve_workdir
     from keel.runners.local import run_pipeline
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, overrides=parse_overrides(args.overrides))
     workdir = resolve_workdir(args.workdir, spec)
     # With --json, stdout carries only the summary: progress (the runner's and the Trainer's) goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
@@ -281,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a spec and print it with defaults filled in")
     validate.add_argument("spec", help="path of a pipeline spec (pipelines/*.toml)")
+    _add_set(validate)
     validate.set_defaults(func=cmd_validate)
 
     run = commands.add_parser(
@@ -288,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("spec", help="path of a pipeline spec (pipelines/*.toml)")
     run.add_argument("--span", type=int, default=None, help="data version of a {SPAN} source (default: the latest)")
+    _add_set(run)
     run.set_defaults(func=cmd_run)
 
     compile_ = commands.add_parser("compile", help="compile the pipeline for Vertex AI or Kubeflow (offline)")

@@ -3,7 +3,7 @@
 import pytest
 
 from keel.core.errors import SpecError
-from keel.core.spec import load_spec, parse_spec, to_toml
+from keel.core.spec import load_spec, parse_overrides, parse_spec, to_toml
 
 from helpers import REPO, merged, penguin_data, write_spec
 
@@ -144,3 +144,45 @@ def test_merged_sets_creates_and_removes_dotted_keys():
         "beam": {"runner": "DirectRunner"},
     }
     assert base == {"train": {"steps": 1, "seed": 2}}  # the base is not changed
+
+
+def test_set_values_are_toml_values_or_else_strings():
+    assert parse_overrides(
+        ["train.steps=800", "model.hparams.learning_rate=0.02", "model.hparams.hidden=[64, 32]", "data.source=d/*.csv"]
+    ) == {
+        "train.steps": 800,
+        "model.hparams.learning_rate": 0.02,
+        "model.hparams.hidden": [64, 32],
+        "data.source": "d/*.csv",
+    }
+    assert parse_overrides(['pipeline.name="x"', "train.jit_compile=true"]) == {
+        "pipeline.name": "x",
+        "train.jit_compile": True,
+    }
+
+
+@pytest.mark.parametrize("item", ["train.steps", "=3", "train..steps=3"])
+def test_a_set_without_a_dotted_key_and_value_is_one_line(item):
+    with pytest.raises(SpecError) as caught:
+        parse_overrides([item])
+    assert str(caught.value) == f"--set {item}: expected KEY=VALUE with a dotted key, e.g. train.steps=800"
+
+
+def test_set_overrides_the_file_and_its_errors_name_set(tmp_path):
+    path = write_spec(tmp_path / "p.toml", penguin_data())
+    spec = load_spec(path, overrides={"train.steps": 800, "model.hparams.learning_rate": 0.02})
+    assert spec.train.steps == 800 and spec.model.hparams["learning_rate"] == 0.02
+    assert spec.model.hparams["hidden"] == [32, 16] and spec.overrides == {
+        "train.steps": 800,
+        "model.hparams.learning_rate": 0.02,
+    }
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, overrides={"train.stpes": 800, "train.batch_size": "many"})
+    assert str(caught.value).splitlines() == [
+        "--set: train.batch_size: got 'many'; input should be a valid integer, unable to parse string as an integer",
+        "--set: train.stpes: unknown key in [train] (did you mean 'steps'?); expected one of: steps, eval_steps, "
+        "batch_size, seed, jit_compile, accelerator, tpu, precision, label_scaling",
+    ]
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, overrides={"train.steps.max": 3})
+    assert str(caught.value) == "--set train.steps.max: train.steps is a value, not a table"

@@ -11,6 +11,7 @@ import hashlib
 import json
 import sys
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -284,6 +285,7 @@ class Spec(_Section):
 
     _path: Path = pydantic.PrivateAttr(default=None)
     _task: Any = pydantic.PrivateAttr(default=None)
+    _overrides: dict = pydantic.PrivateAttr(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -294,6 +296,11 @@ class Spec(_Section):
         """Resolves a path written in the spec against the spec file's directory."""
         p = Path(relative).expanduser()
         return p if p.is_absolute() else (self._path.parent / p).resolve()
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The `--set KEY=VALUE` overrides applied on top of the file, by dotted key (empty: none)."""
+        return dict(self._overrides)
 
     @property
     def task(self):
@@ -341,9 +348,11 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _describe(error: dict, file: str) -> str:
+def _describe(error: dict, file: str, overridden: Iterable[str] = ()) -> str:
     loc = tuple(error["loc"])
     path = ".".join(str(p) for p in loc)
+    if any(path == key or path.startswith(key + ".") for key in overridden):
+        file = "--set"
     kind = error["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
@@ -358,18 +367,54 @@ def _describe(error: dict, file: str) -> str:
     return f"{file}: {path}: got {error['input']!r}; {expected}"
 
 
-def parse_spec(text: str, path: Path) -> Spec:
-    """Parses and validates spec TOML text. Raises SpecError with one line per problem."""
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings (`keel run --set`) as {dotted key: value}.
+
+    VALUE is read as a TOML value (800, 0.02, true, [64, 32], "text"); anything that is not one is
+    taken as a string, so `--set data.source=data/*.csv` needs no quotes.
+    """
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part.strip() for part in key.split(".")):
+            raise SpecError(f"--set {item}: expected KEY=VALUE with a dotted key, e.g. train.steps=800")
+        try:
+            overrides[key] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            overrides[key] = value.strip()
+    return overrides
+
+
+def _apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
+    for dotted, value in overrides.items():
+        *tables, key = dotted.split(".")
+        table = raw
+        for i, name in enumerate(tables):
+            table = table.setdefault(name, {})
+            if not isinstance(table, dict):
+                raise SpecError(f"--set {dotted}: {'.'.join(tables[: i + 1])} is a value, not a table")
+        table[key] = value
+    return raw
+
+
+def parse_spec(text: str, path: Path, overrides: dict[str, Any] | None = None) -> Spec:
+    """Parses and validates spec TOML text, with `overrides` (dotted key -> value) applied on top.
+
+    Raises SpecError with one line per problem; a problem in an overridden key names `--set`.
+    """
     name = path.name
+    overrides = overrides or {}
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{name}: not valid TOML: {e}") from None
     try:
-        spec = Spec.model_validate(raw)
+        spec = Spec.model_validate(_apply_overrides(raw, overrides))
     except pydantic.ValidationError as e:
-        raise SpecError("\n".join(_describe(err, name) for err in e.errors())) from None
+        raise SpecError("\n".join(_describe(err, name, overrides) for err in e.errors())) from None
     spec._path = path.resolve()
+    spec._overrides = dict(overrides)
     problems = _eval_problems(spec, None if spec.data.task == "auto" else spec.data.task)
     if problems:
         raise SpecError("\n".join(f"{name}: {p}" for p in problems))
@@ -389,8 +434,9 @@ def _eval_problems(spec: Spec, task: str | None, classes: int | None = None) -> 
     return [problem] if problem else []
 
 
-def load_spec(path: str | Path, check_files: bool = True) -> Spec:
-    """Loads the spec at `path`; with `check_files`, also checks it against the files it names.
+def load_spec(path: str | Path, check_files: bool = True, overrides: dict[str, Any] | None = None) -> Spec:
+    """Loads the spec at `path` (with `overrides`, see parse_overrides, on top); with `check_files`, also
+    checks it against the files it names.
 
     Checks: the model module and schema file exist; the data source exists; the label and every
     listed feature are columns of the data; no feature is listed twice or is the label.
@@ -402,7 +448,7 @@ def load_spec(path: str | Path, check_files: bool = True) -> Spec:
         raise SpecError(f"{path}: spec file not found") from None
     except (UnicodeDecodeError, IsADirectoryError) as e:
         raise SpecError(f"{path}: cannot read the spec as UTF-8 text ({e.__class__.__name__})") from None
-    spec = parse_spec(text, path)
+    spec = parse_spec(text, path, overrides)
     if check_files:
         check_against_files(spec)
     return spec

@@ -45,6 +45,7 @@ class SpecRecord:
     path: str | None
     sha256: str | None
     resolved: dict
+    overrides: dict = dataclasses.field(default_factory=dict)  # `keel run --set`, by dotted key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,6 +328,7 @@ def lineage(store, model) -> Lineage:
             metadata.custom(run, "keel_spec_path") if run else None,
             metadata.custom(run, "keel_spec_sha256") if run else None,
             _json(run, "keel_spec", {}),
+            _json(run, "keel_spec_overrides", {}),
         ),
         data=Data(
             source=recorded.get("source"),
@@ -398,13 +400,17 @@ def _evaluation_lines(ev: Evaluation) -> list[str]:
     return lines
 
 
+def _overrides_text(overrides: dict) -> str:
+    return f", with --set {', '.join(f'{k}={json.dumps(v)}' for k, v in overrides.items())}" if overrides else ""
+
+
 def render(record: Lineage) -> str:
     """The lineage as readable text."""
     m, spec, data, training = record.model, record.spec, record.data, record.training
     lines = [
         f"model {m.artifact_id} ({m.uri})",
         f"  run: {record.run.id}",
-        f"  spec: {spec.path} (sha256 {text.short_sha(spec.sha256)})",
+        f"  spec: {spec.path} (sha256 {text.short_sha(spec.sha256)}){_overrides_text(spec.overrides)}",
     ]
     span = f", span {data.span}" if data.span is not None else ""
     if data.examples:

@@ -105,6 +105,8 @@ def _prepare(spec: Spec, workdir: Path, span: int | None, reporter: Reporter) ->
     source, provenance = prepare_source(spec, workdir, span)
     reporter.start(spec.pipeline.name, workdir)
     reporter.data(spec.data.source, source, provenance)
+    if spec.overrides:
+        reporter.overrides(spec.overrides)
     reporter.task(spec.task, spec.metric)
     if store_path(workdir).exists():
         closed = close_interrupted(open_store(workdir))
@@ -141,6 +143,7 @@ def _record(spec: Spec, prepared: _Prepared, executed: _Executed):
                 "keel_spec": json.dumps(spec.resolved(), sort_keys=True),
                 "keel_spec_path": str(spec.path),
                 "keel_spec_sha256": spec.sha256(),
+                "keel_spec_overrides": json.dumps(spec.overrides),  # in command-line order
                 "keel_data": json.dumps(prepared.provenance, sort_keys=True),
                 "keel_code": json.dumps(code_provenance(spec.resolve(spec.model.module)), sort_keys=True),
                 "keel_cpu_seconds": json.dumps(executed.cpu_seconds, sort_keys=True),

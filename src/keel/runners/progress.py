@@ -5,6 +5,7 @@ run_fn prints its own step lines. ProgressHandler turns the former into one line
 end and measures each component's CPU time.
 """
 
+import json
 import logging
 import time
 
@@ -29,6 +30,11 @@ class Reporter:
         shown = f"{origin['rows']} rows, " if origin else ""
         shown += f"span {source.span}, " if source.has_span else ""
         self._line(f"  data: {written} -> {source.input_base} ({shown}{len(provenance['files'])} file(s))")
+
+    def overrides(self, overrides: dict) -> None:
+        """The --set overrides this run applies on top of the spec file."""
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
+        self._line(f"  overrides: {shown} (--set; recorded with the run)")
 
     def task(self, task, metric) -> None:
         """The task the run trains for and why (keel.data.task.ResolvedTask), and the metric that judges it."""
