@@ -43,6 +43,7 @@ class MassRun:
         self.run = keel("run", self.spec, "--workdir", self.workdir)
         assert self.run.returncode == 0, self.run.stdout + self.run.stderr
         self.versions = pushed_versions(self.workdir, "penguin_mass")
+        assert self.versions, self.run.stdout
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ conftest.py and are used by name, never imported.
 
 import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,12 @@ def keel(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "keel.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
     )
+
+
+def eval_metric(stdout: str, name: str) -> float:
+    """The value of metric `name` on the run summary's `eval:` line."""
+    line = next(l for l in stdout.splitlines() if l.strip().startswith("eval:"))
+    return float(re.search(rf"\b{name} (-?[0-9.]+(?:e[-+]?[0-9]+)?)", line).group(1))
 
 
 def pushed_versions(workdir: Path, name: str = "penguin") -> list[str]:

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keel.mlmd import store as metadata
 
-from helpers import pushed_versions
+from helpers import eval_metric, pushed_versions
 
 NODES = [
     "CsvExampleGen",
@@ -65,8 +65,7 @@ def test_resolved_spec_is_recorded_in_ml_metadata(penguin_runs):
 
 
 def test_accuracy_is_above_the_spec_threshold(penguin_runs):
-    line = next(l for l in penguin_runs.cold.stdout.splitlines() if l.strip().startswith("eval:"))
-    accuracy = float(line.split("sparse_categorical_accuracy")[1].split(",")[0])
+    accuracy = eval_metric(penguin_runs.cold.stdout, "sparse_categorical_accuracy")
     assert accuracy >= 0.9
 
 

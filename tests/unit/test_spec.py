@@ -17,7 +17,7 @@ def error_of(tmp_path, data: dict, overrides: dict | None = None) -> str:
 
 
 def test_example_specs_are_valid():
-    for name in ["penguin", "taxi", "digits", "taxi_fare"]:
+    for name in ["penguin", "taxi", "digits", "taxi_fare", "breast_cancer"]:
         spec = load_spec(REPO / "pipelines" / f"{name}.toml")
         assert spec.pipeline.name == name
 

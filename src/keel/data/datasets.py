@@ -84,6 +84,21 @@ def _digits(first: list[str], rows: Iterable[list[str]]):
     return header, (convert(row) for row in itertools.chain([first], rows))
 
 
+_BREAST_CANCER_MEASURES = [
+    "radius", "texture", "perimeter", "area", "smoothness", "compactness", "concavity", "concave_points",
+    "symmetry", "fractal_dimension",
+]  # fmt: skip
+
+
+def _breast_cancer(first: list[str], rows: Iterable[list[str]]):
+    # scikit-learn's Wisconsin breast cancer file: a first line of counts and the class names
+    # ("569,30,malignant,benign"), then 30 measurements and the class index per row. The names are
+    # sklearn's (mean, standard error and worst of ten measures), the label the class name.
+    names = first[2:]
+    header = [f"{stat}_{m}" for stat in ("mean", "error", "worst") for m in _BREAST_CANCER_MEASURES]
+    return header + ["diagnosis"], (row[:30] + [names[int(row[30])]] for row in rows)
+
+
 BUILTINS = {
     b.name: b
     for b in [
@@ -107,6 +122,14 @@ BUILTINS = {
             "datasets/data/digits.csv.gz",
             "scikit-learn's handwritten digits (1,797 8x8 images, 64 pixel columns); label digit",
             _digits,
+        ),
+        Builtin(
+            "breast_cancer",
+            "sklearn",
+            "datasets/data/breast_cancer.csv",
+            "scikit-learn's Wisconsin breast cancer data (569 rows, 30 measurements); label diagnosis: "
+            "malignant or benign",
+            _breast_cancer,
         ),
     ]
 }

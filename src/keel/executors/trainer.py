@@ -23,8 +23,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
-from keel.core.errors import ModelCodeError
+from keel.core.errors import ModelCodeError, SpecError
 from keel.core.modules import load_module, require_function
+from keel.core.tasks import METRICS, POSITIVE_CLASS_INDEX, metric_problem
 from keel.data.features import LABEL_VOCABULARY, FeatureSet, dtype_kind, split_features
 from keel.executors import warm_start
 from keel.executors.signatures import save_serving_model
@@ -102,6 +103,22 @@ def label_moments(files, data_accessor, tf_transform_output, features: FeatureSe
     mean = total / count
     std = max(squares / count - mean * mean, 0.0) ** 0.5
     return mean, std if std > 0 else 1.0
+
+
+def _check_metric(name: str, features: FeatureSet) -> None:
+    """A binary metric needs two classes (the sample keel checked the spec on may not have shown them all)."""
+    metric = METRICS[name]
+    if metric.labels != "binary":
+        return
+    problem = metric_problem(name, "classification", features.num_classes)
+    if problem:
+        raise SpecError(f"eval.metric: {problem}")
+    classes = features.label_vocabulary
+    print(
+        f"    Trainer: {name} scores {classes[POSITIVE_CLASS_INDEX]!r} as the positive class "
+        f"(classes by frequency: {', '.join(classes)})",
+        flush=True,
+    )
 
 
 def build_user_model(config: TrainerConfig, features: FeatureSet) -> keras.Model:
@@ -183,6 +200,7 @@ def run_fn(fn_args) -> None:
     precision = resolve_precision(config.precision, placement.device)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     features = feature_set(tf_transform_output, config)
+    _check_metric(config.metric, features)
     batch_size = config.batch_size * placement.replicas  # the global batch: per-replica batch x replicas
     moments = None
     if config.task == "regression" and config.label_scaling == "zscore":

@@ -14,6 +14,7 @@ and Pusher; the Transform's config includes the model module only if it defines 
 
 import dataclasses
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,13 +86,16 @@ def _eval_config(spec: Spec) -> tfma.EvalConfig:
     A binary metric scores the second class of the label vocabulary (TFMA's binarization by class id).
     """
     metric = spec.metric
-    bound = {} if spec.eval.threshold is None else {"value": spec.eval.threshold}
+    # Without a value bound and before any baseline TFX would not validate at all, so write no blessing:
+    # an unset threshold is the weakest bound the metric has (an accuracy >= 0, an error <= the largest float).
     if metric.higher_is_better:
         direction, change = tfma.MetricDirection.HIGHER_IS_BETTER, -spec.eval.max_regression
-        value = tfma.GenericValueThreshold(lower_bound=bound) if bound else None
+        bound = 0.0 if spec.eval.threshold is None else spec.eval.threshold
+        value = tfma.GenericValueThreshold(lower_bound={"value": bound})
     else:
         direction, change = tfma.MetricDirection.LOWER_IS_BETTER, spec.eval.max_regression
-        value = tfma.GenericValueThreshold(upper_bound=bound) if bound else None
+        bound = sys.float_info.max if spec.eval.threshold is None else spec.eval.threshold
+        value = tfma.GenericValueThreshold(upper_bound={"value": bound})
     threshold = tfma.MetricThreshold(
         value_threshold=value,
         change_threshold=tfma.GenericChangeThreshold(direction=direction, absolute={"value": change}),

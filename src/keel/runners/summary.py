@@ -57,7 +57,8 @@ class RunSummary:
         if self.training:
             lines.append(f"  training: {self.training}")
         if self.metrics:
-            shown = ", ".join(f"{k} {text.number(v)}{_direction(k)}" for k, v in self.metrics.items())
+            judged_first = sorted(self.metrics, key=lambda k: (k not in METRICS, k))
+            shown = ", ".join(f"{k} {text.number(self.metrics[k])}{_direction(k)}" for k in judged_first)
             lines.append(f"  eval: {shown}")
         if self.blessed is not None:
             why = f" ({'; '.join(self.blessing_reasons)})" if self.blessing_reasons else ""
