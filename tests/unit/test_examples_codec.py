@@ -5,6 +5,8 @@ import base64
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keel.serving.codec import (
     RequestError,
@@ -124,3 +126,28 @@ def test_results_are_tf_serving_s_json():
     assert render_regress({"outputs": np.array([1.5, 2.0], dtype=np.float32)}, 2) == {"results": [1.5, 2.0]}
     with pytest.raises(ValueError, match="no 'outputs' output; it has: predictions"):
         render_regress({"predictions": np.array([1.0])}, 1)
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(["\ud800", {"b64": "%%"}, {"b64": "QQ=="}, {"b64": 3}]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=2)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([*RAW, "other", ""]), VALUES, max_size=4), st.booleans())
+def test_any_json_gives_an_example_or_a_request_error(values, typed):
+    try:
+        example = example_from_json(values, KINDS if typed else None)
+    except RequestError as e:
+        assert "\n" not in str(e)
+    else:
+        tf.train.Example.FromString(example.SerializeToString())
