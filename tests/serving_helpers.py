@@ -1,6 +1,7 @@
 """A real `keel serve` subprocess on 127.0.0.1 for the serving and monitoring tests, and eval rows."""
 
 import glob
+import re
 import shutil
 import signal
 import subprocess
@@ -80,6 +81,13 @@ class Server:
             self.process.kill()
             raise
         return self.process.returncode, self.output()
+
+
+def grpc_address(server: Server) -> str:
+    """host:port of the gRPC API, from the ready line ("... (gRPC 127.0.0.1:PORT; ...)")."""
+    found = re.search(r"\(gRPC (\S+?);", server.ready_line)
+    assert found, server.ready_line
+    return found.group(1)
 
 
 def serving_copy(workdir: Path, into: Path) -> Path:

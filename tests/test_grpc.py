@@ -20,14 +20,7 @@ from tensorflow_serving.apis import (
 
 from keel.cli import main
 
-from serving_helpers import FEATURES, Server, eval_examples, instance, logged_requests, serving_copy
-
-
-def grpc_address(server: Server) -> str:
-    """host:port of the gRPC API, from the ready line ("... (gRPC 127.0.0.1:PORT; ...)")."""
-    found = re.search(r"\(gRPC (\S+?);", server.ready_line)
-    assert found, server.ready_line
-    return found.group(1)
+from serving_helpers import FEATURES, Server, eval_examples, grpc_address, instance, logged_requests, serving_copy
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +94,8 @@ def failure(call, request) -> grpc.RpcError:
 
 def test_metadata_and_status_speak_tf_serving(served):
     found = signatures(served)
-    assert sorted(found.signature_def) == ["serving_default", "serving_raw", "transform_features"]
+    assert sorted(found.signature_def) == ["classify", "serving_default", "serving_raw", "transform_features"]
+    assert found.signature_def["classify"].method_name == "tensorflow/serving/classify"
     assert sorted(found.signature_def["serving_raw"].inputs) == sorted(FEATURES)
     assert found.signature_def["serving_default"].inputs["examples"].dtype == tf.string.as_datatype_enum
     assert found.signature_def["serving_raw"].outputs["probabilities"].tensor_shape.dim[1].size == 3
@@ -221,17 +215,22 @@ def test_bad_inputs_are_invalid_arguments_with_rest_s_messages(served, examples)
     assert failure(served.predictions.GetModelMetadata, metadata).code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_classify_and_regress_name_the_predict_signatures_the_model_has(served, examples):
-    for call, request, kind in [
-        (served.predictions.Classify, classification_pb2.ClassificationRequest(), "classification"),
-        (served.predictions.Regress, regression_pb2.RegressionRequest(), "regression"),
-    ]:
-        request.model_spec.name = "penguin"
-        request.input.example_list.examples.append(examples[0])
-        error = failure(call, request)
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert error.details().startswith(f"Expected {kind} signature method_name to be tensorflow/serving/")
-        assert "serving_default (predict), serving_raw (predict), transform_features (predict)" in error.details()
+def test_classify_goes_to_keel_s_classify_signature_and_regress_names_the_signatures(served, examples):
+    classify = classification_pb2.ClassificationRequest(model_spec={"name": "penguin"})
+    classify.input.example_list.examples.append(examples[0])
+    classified = served.predictions.Classify(classify, timeout=30)
+    assert classified.model_spec.signature_name == "classify"  # serving_default is a predict signature
+    assert sorted(c.label for c in classified.result.classifications[0].classes) == ["Adelie", "Chinstrap", "Gentoo"]
+
+    regress = regression_pb2.RegressionRequest(model_spec={"name": "penguin"})
+    regress.input.CopyFrom(classify.input)
+    error = failure(served.predictions.Regress, regress)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == (
+        "Expected regression signature method_name to be tensorflow/serving/regress. Was: "
+        f"tensorflow/serving/predict (signature 'serving_default'); version {served.version} of 'penguin' has: "
+        "classify (classify), serving_default (predict), serving_raw (predict), transform_features (predict)"
+    )
 
 
 def save_classify_and_regress_model(path) -> None:

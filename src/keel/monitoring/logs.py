@@ -1,9 +1,10 @@
 """Reads PredictionLog TFRecord files (keel serve's or TF Serving's own) into tf.Example rows.
 
-A request to a signature taking serialized tf.Examples (`examples`) contributes those examples; a
-request with named dense inputs contributes one tf.Example per row, typed as the schema types the
-feature, with a missing value (NaN, "") as an empty list, which is how ExampleGen writes a missing
-CSV field, so serving and training statistics count missing values the same way.
+A request to a signature taking serialized tf.Examples (`examples`, or a Classify / Regress
+signature's `inputs`) contributes those examples; a request with named dense inputs contributes one
+tf.Example per row, typed as the schema types the feature, with a missing value (NaN, "") as an
+empty list, which is how ExampleGen writes a missing CSV field, so serving and training statistics
+count missing values the same way.
 """
 
 import dataclasses
@@ -103,7 +104,7 @@ def read_predict_logs(directory: Path) -> tuple[list[LoggedPredict], list[str]]:
                 continue
             request, response = record.predict_log.request, record.predict_log.response
             spec = request.model_spec if request.model_spec.name else record.log_metadata.model_spec
-            classes = response.outputs.get("classes")
+            classes = _predicted(response.outputs)
             found.append(
                 LoggedPredict(
                     request_id=request.client_id.decode("utf-8", "replace"),
@@ -111,7 +112,7 @@ def read_predict_logs(directory: Path) -> tuple[list[LoggedPredict], list[str]]:
                     model=spec.name,
                     version=str(spec.version.value),
                     inputs={name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()},
-                    classes=tf.make_ndarray(classes) if classes is not None else None,
+                    classes=classes,
                 )
             )
     if not found:
@@ -119,10 +120,24 @@ def read_predict_logs(directory: Path) -> tuple[list[LoggedPredict], list[str]]:
     return sorted(found, key=lambda p: p.time), truncated
 
 
+def _predicted(outputs) -> np.ndarray | None:
+    """The predicted class per row: `classes` [batch], or for a classify signature's `classes` and
+    `scores` [batch, classes] the best-scoring class; None when the response has no classes."""
+    if "classes" not in outputs:
+        return None
+    classes = tf.make_ndarray(outputs["classes"])
+    if classes.ndim == 2 and "scores" in outputs:
+        scores = tf.make_ndarray(outputs["scores"])
+        if scores.shape == classes.shape:
+            return classes[np.arange(len(classes)), scores.argmax(axis=1)]
+    return classes
+
+
 def to_rows(predict: LoggedPredict, schema: schema_pb2.Schema) -> list[LoggedRow]:
     """One LoggedRow per example in a logged request."""
-    if set(predict.inputs) == {"examples"}:
-        examples = [bytes(e) for e in predict.inputs["examples"].reshape(-1)]
+    serialized = next((k for k in ("examples", "inputs") if set(predict.inputs) == {k}), None)
+    if serialized is not None:  # serving_default's `examples`, or a classify / regress signature's `inputs`
+        examples = [bytes(e) for e in predict.inputs[serialized].reshape(-1)]
     else:
         types = {f.name: f.type for f in schema.feature}
         columns = {name: values.reshape(len(values), -1) for name, values in predict.inputs.items()}

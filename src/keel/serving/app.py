@@ -1,14 +1,18 @@
-"""The REST server: TF Serving's model status, metadata and predict endpoints on Starlette/uvicorn.
+"""The REST server: TF Serving's model status, metadata, predict, classify and regress endpoints.
 
     GET  /v1/models/NAME[/versions/V|/labels/L]             version status
     GET  /v1/models/NAME[/versions/V|/labels/L]/metadata    signatures (SignatureDefs as TF Serving renders them)
     POST /v1/models/NAME[/versions/V|/labels/L]:predict     row (`instances`) or columnar (`inputs`) form
+    POST /v1/models/NAME[/versions/V|/labels/L]:classify    `examples` (and `context`) as tf.Examples -> `results`
+    POST /v1/models/NAME[/versions/V|/labels/L]:regress     the same, to a regress signature
     GET  /monitoring/prometheus/metrics                     Prometheus metrics (keel.serving.metrics)
 
 Every model of `Models` (keel.serving.service) is served under its name; labels are the registry's
-stages. Errors are `{"error": "..."}` with a 4xx status (5xx only when the model itself fails). A
-watcher polls each model's directory and swaps in a newly pushed (or newly promoted) version once
-it has loaded; requests already running finish on the version they started on, so none are dropped.
+stages. All three POST endpoints go through `Models.predict`: one micro-batcher, request log and
+metrics. Classify and Regress pick their signature with `Models.examples_signature`, as gRPC does.
+Errors are `{"error": "..."}` with a 4xx status (5xx only when the model itself fails). A watcher
+polls each model's directory and swaps in a newly pushed (or newly promoted) version once it has
+loaded; requests already running finish on the version they started on, so none are dropped.
 `serve` also runs TF Serving's gRPC API (keel.serving.grpc_server) on the same event loop and `Models`.
 """
 
@@ -25,10 +29,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from keel.executors.signatures import CLASSIFY_METHOD, REGRESS_METHOD
 from keel.serving import codec, metrics
 from keel.serving.config import ServeConfig
 from keel.serving.grpc_server import start_grpc
-from keel.serving.service import ApiError, InvalidArgument, Models, TooLarge
+from keel.serving.service import ApiError, InvalidArgument, ModelFailed, Models, TooLarge
 from keel.serving.versions import LoadedVersion, ServingError
 
 log = logging.getLogger("keel.serve")
@@ -83,35 +88,67 @@ def create_app(models: Models, on_ready=None, on_stopped=None, grpc_port: int | 
             }
         )
 
-    async def parsed_request(request: Request, version: LoadedVersion) -> tuple[codec.Request, str, dict]:
-        body = await _read_body(request, config.max_body_bytes)
+    def request_id_of(request: Request) -> str:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if len(request_id) > 128 or not request_id.isprintable():
+            raise InvalidArgument("the X-Request-Id header must be at most 128 printable characters")
+        return request_id
+
+    async def answer(request: Request, name: str, prepare) -> Response:
+        """What :predict, :classify and :regress share: the version, the body, one `Models.predict` call
+        (the micro-batcher, the request log and the metrics) and the JSON answer.
+
+        `prepare(version, decoded_body)` returns (signature, arrays, rows, render); `render(outputs)`
+        gives the answer, and a ValueError from it is the model's outputs not fitting the API (500).
+        """
+        received = time.time()
+        version = None
         try:
-            form = codec.parse_body(codec.loads(body))
-            chosen = codec.signature_for(form, version.signature_inputs, version.default_signature)
-            signature = models.signature(version, chosen)
-            return form, signature, codec.to_arrays(form, version.signature_inputs[signature])
-        except codec.RequestError as e:
-            raise InvalidArgument(str(e)) from None
+            request_id = request_id_of(request)
+            version = models.resolve(name, *spec(request))
+            body = await _read_body(request, config.max_body_bytes)
+            try:
+                signature, arrays, rows, render = prepare(version, codec.loads(body))
+            except codec.RequestError as e:
+                raise InvalidArgument(str(e)) from None
+        except ApiError as e:
+            models.rejected(name, version.version if version else "", "", "rest", e, received)
+            raise
+        outputs = await models.predict(version, signature, arrays, rows, request_id, "rest", received)
+        try:
+            answered = render(outputs)
+        except ValueError as e:
+            raise ModelFailed(f"the model failed: {e}") from None
+        return Response(codec.dumps(answered), media_type="application/json", headers={"X-Request-Id": request_id})
+
+    def predict_inputs(version: LoadedVersion, body):
+        form = codec.parse_body(body)
+        chosen = codec.signature_for(form, version.signature_inputs, version.default_signature)
+        signature = models.signature(version, chosen)
+        arrays = codec.to_arrays(form, version.signature_inputs[signature])
+        return signature, arrays, form.rows, lambda outputs: codec.render(outputs, form.columnar)
+
+    def examples_inputs(method: str, render):
+        def prepare(version: LoadedVersion, body):
+            form = codec.parse_examples_body(body)
+            signature = models.examples_signature(version, form.signature_name, method)
+            examples = codec.to_examples(form, codec.example_kinds(version.signature_inputs.get("serving_raw")))
+            rows = len(examples)
+            return signature, {"inputs": examples}, rows, lambda outputs: render(outputs, rows)
+
+        return prepare
 
     @api
     async def predict(request: Request, name: str):
-        received = time.time()
-        version, signature = None, ""
-        try:
-            request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-            if len(request_id) > 128 or not request_id.isprintable():
-                raise InvalidArgument("the X-Request-Id header must be at most 128 printable characters")
-            version = models.resolve(name, *spec(request))
-            form, signature, arrays = await parsed_request(request, version)
-        except ApiError as e:
-            models.rejected(name, version.version if version else "", signature, "rest", e, received)
-            raise
-        outputs = await models.predict(version, signature, arrays, form.rows, request_id, "rest", received)
-        return Response(
-            codec.dumps(codec.render(outputs, form.columnar)),
-            media_type="application/json",
-            headers={"X-Request-Id": request_id},
-        )
+        return await answer(request, name, predict_inputs)
+
+    @api
+    async def classify(request: Request, name: str):
+        return await answer(request, name, examples_inputs(CLASSIFY_METHOD, codec.render_classify))
+
+    @api
+    async def regress(request: Request, name: str):
+        return await answer(request, name, examples_inputs(REGRESS_METHOD, codec.render_regress))
 
     async def prometheus(request: Request):
         return Response(models.metrics.text(), media_type=metrics.CONTENT_TYPE)
@@ -122,7 +159,7 @@ def create_app(models: Models, on_ready=None, on_stopped=None, grpc_port: int | 
             if exc.status_code != 404
             else (
                 f"no such endpoint: {request.method} {request.url.path}; expected /v1/models/NAME[/versions/V|"
-                "/labels/L][/metadata], POST /v1/models/NAME[/versions/V|/labels/L]:predict or "
+                "/labels/L][/metadata], POST /v1/models/NAME[/versions/V|/labels/L]:predict, :classify, :regress or "
                 "/monitoring/prometheus/metrics"
             )
         )
@@ -149,6 +186,8 @@ def create_app(models: Models, on_ready=None, on_stopped=None, grpc_port: int | 
     paths = [base, base + "/versions/{version}", base + "/labels/{label}"]
     routes = [
         *(Route(path + ":predict", predict, methods=["POST"]) for path in paths),
+        *(Route(path + ":classify", classify, methods=["POST"]) for path in paths),
+        *(Route(path + ":regress", regress, methods=["POST"]) for path in paths),
         *(Route(path + "/metadata", metadata, methods=["GET"]) for path in paths),
         *(Route(path, status, methods=["GET"]) for path in paths),
         Route("/monitoring/prometheus/metrics", prometheus, methods=["GET"]),

@@ -271,3 +271,154 @@ def render(outputs: dict[str, np.ndarray], columnar: bool) -> dict:
         return {"predictions": next(iter(lists.values()))}
     rows = len(next(iter(lists.values())))
     return {"predictions": [{name: values[i] for name, values in lists.items()} for i in range(rows)]}
+
+
+# --- Classify and Regress: TF Serving's REST `examples` bodies to serialized tf.Examples, results back ---
+
+
+@dataclasses.dataclass(frozen=True)
+class ExamplesRequest:
+    """A decoded `:classify` or `:regress` body: `{"signature_name"?, "context"?, "examples": [...]}`."""
+
+    signature_name: str | None
+    context: dict
+    examples: list[dict]
+
+
+def parse_examples_body(body) -> ExamplesRequest:
+    """Checks a decoded `:classify` / `:regress` body's shape; the values are typed by `to_examples`."""
+    if not isinstance(body, dict):
+        raise RequestError(f"the body must be a JSON object with 'examples', got {type(body).__name__}")
+    unknown = sorted(set(body) - {"signature_name", "context", "examples"})
+    if unknown:
+        raise RequestError(
+            f"unknown key {_shown(unknown[0])} in the body; expected 'examples' and optionally "
+            "'context' and 'signature_name'"
+        )
+    signature_name = body.get("signature_name")
+    if signature_name is not None and not isinstance(signature_name, str):
+        raise RequestError(f"'signature_name' must be a string, got {_shown(signature_name)}")
+    context = body.get("context", {})
+    if not isinstance(context, dict):
+        raise RequestError(f"'context' must be an object of feature -> value, got {_shown(context)}")
+    examples = body.get("examples")
+    if not isinstance(examples, list) or not examples:
+        raise RequestError("'examples' must be a non-empty list of objects of feature -> value")
+    for index, example in enumerate(examples):
+        if not isinstance(example, dict):
+            raise RequestError(f"examples[{index}] must be an object of feature -> value, got {_shown(example)}")
+    return ExamplesRequest(signature_name, context, examples)
+
+
+def example_kinds(raw_inputs: dict[str, tf.TensorSpec] | None) -> dict[str, str] | None:
+    """The tf.Example list kind of each feature a model takes, from its `serving_raw` signature's
+    input dtypes: string -> bytes_list, float64 (keel's integer columns) or an integer -> int64_list,
+    float32 -> float_list. None when the model has no `serving_raw` (the kinds are then the values')."""
+    if raw_inputs is None:
+        return None
+    kinds = {}
+    for name, spec in raw_inputs.items():
+        if spec.dtype == tf.string:
+            kinds[name] = "bytes_list"
+        elif spec.dtype == tf.float64 or spec.dtype.is_integer:
+            kinds[name] = "int64_list"
+        else:
+            kinds[name] = "float_list"
+    return kinds
+
+
+def _kind_of(values: list) -> str:
+    """The list kind JSON values ask for when the model does not say (TF Serving's own rule)."""
+    if all(isinstance(v, str) or _is_b64(v) for v in values):
+        return "bytes_list"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "int64_list"
+    return "float_list"
+
+
+def example_from_json(values: dict, kinds: dict[str, str] | None, where: str = "examples[0]") -> tf.train.Example:
+    """One tf.Example from a JSON object of feature -> value (a scalar or a list; null is missing).
+
+    `kinds` (from `example_kinds`) says each feature's list kind; an unknown feature, or a value that
+    does not fit its kind (a string for a number, 3.5 for an integer column), is a RequestError
+    naming `where` and the feature. With `kinds` None the kind follows the values, as in TF Serving.
+    """
+    example = tf.train.Example()
+    for name, value in values.items():
+        if kinds is not None and name not in kinds:
+            raise RequestError(f"{where}: unknown feature {_shown(name)}; the model takes: {', '.join(sorted(kinds))}")
+        if value is None:
+            continue  # a missing value: no feature, as ExampleGen writes a missing CSV field
+        items = value if isinstance(value, list) else [value]
+        if any(v is None for v in items):
+            raise RequestError(f"{where}: feature {_shown(name)}: a list may not hold null (omit the feature instead)")
+        kind = kinds[name] if kinds is not None else _kind_of(items)
+        feature = example.features.feature[name]
+        try:
+            if kind == "bytes_list":
+                feature.bytes_list.value.extend([_string(name, v) for v in items])
+            elif kind == "int64_list":
+                feature.int64_list.value.extend([_integer(name, v, tf.int64) for v in items])
+            else:
+                feature.float_list.value.extend([_float(name, v, tf.float32) for v in items])
+        except RequestError as e:
+            raise RequestError(f"{where}: {e}") from None
+    return example
+
+
+def to_examples(request: ExamplesRequest, kinds: dict[str, str] | None) -> np.ndarray:
+    """The request's examples, each merged with the context (the example's own value wins), serialized."""
+    example_from_json(request.context, kinds, "context")  # names a bad context value once, as the context's
+    serialized = [
+        example_from_json({**request.context, **example}, kinds, f"examples[{index}]").SerializeToString()
+        for index, example in enumerate(request.examples)
+    ]
+    return np.array(serialized, dtype=object)
+
+
+def classifications(outputs: dict[str, np.ndarray], rows: int) -> list[list[tuple[str, float]]]:
+    """(label, score) per class per row from a classify signature's `classes` and/or `scores`
+    [batch, classes]; a missing one reads as "" or 0.0, as in TF Serving. ValueError on other shapes."""
+    classes, scores = outputs.get("classes"), outputs.get("scores")
+    if classes is None and scores is None:
+        raise ValueError("the signature has neither a 'classes' nor a 'scores' output")
+    for name, values in (("classes", classes), ("scores", scores)):
+        if values is not None and (values.ndim != 2 or values.shape[0] != rows):
+            raise ValueError(
+                f"the signature's {name!r} output has shape {list(values.shape)}; expected [{rows}, classes]"
+            )
+    if classes is not None and scores is not None and classes.shape != scores.shape:
+        raise ValueError(
+            f"the signature's classes {list(classes.shape)} and scores {list(scores.shape)} differ in shape"
+        )
+    width = (classes if classes is not None else scores).shape[1]
+    return [
+        [
+            (
+                classes[i, j].decode("utf-8", "replace") if classes is not None else "",
+                float(scores[i, j]) if scores is not None else 0.0,
+            )
+            for j in range(width)
+        ]
+        for i in range(rows)
+    ]
+
+
+def regressions(outputs: dict[str, np.ndarray], rows: int) -> list[float]:
+    """One value per row from a regress signature's `outputs`, [batch] or [batch, 1]; ValueError otherwise."""
+    values = outputs.get("outputs")
+    if values is None:
+        raise ValueError(f"the signature has no 'outputs' output; it has: {', '.join(sorted(outputs))}")
+    if values.shape not in ((rows,), (rows, 1)):
+        raise ValueError(f"the signature's 'outputs' has shape {list(values.shape)}; expected [{rows}] or [{rows}, 1]")
+    return [float(v) for v in values.reshape(-1)]
+
+
+def render_classify(outputs: dict[str, np.ndarray], rows: int) -> dict:
+    """TF Serving's REST classify answer: `{"results": [[[label, score], ...], ...]}`, a list per example."""
+    return {"results": [[[label, score] for label, score in row] for row in classifications(outputs, rows)]}
+
+
+def render_regress(outputs: dict[str, np.ndarray], rows: int) -> dict:
+    """TF Serving's REST regress answer: `{"results": [value, ...]}`, one per example."""
+    return {"results": regressions(outputs, rows)}

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
 
-from keel.serving.codec import RequestError
+from keel.serving.codec import RequestError, classifications, regressions
 
 MAX_ELEMENTS = 1 << 22  # per input tensor: a TensorProto may declare a shape far larger than the values it sends
 
@@ -117,34 +117,17 @@ def serialized_examples(request_input: input_pb2.Input) -> np.ndarray:
 
 def classification_result(outputs: dict[str, np.ndarray], rows: int) -> classification_pb2.ClassificationResult:
     """A ClassificationResult from a classify signature's `classes` and/or `scores` [batch, classes]."""
-    classes, scores = outputs.get("classes"), outputs.get("scores")
     result = classification_pb2.ClassificationResult()
-    for name, values in (("classes", classes), ("scores", scores)):
-        if values is not None and (values.ndim != 2 or values.shape[0] != rows):
-            raise ValueError(
-                f"the signature's {name!r} output has shape {list(values.shape)}; expected [{rows}, classes]"
-            )
-    if classes is not None and scores is not None and classes.shape != scores.shape:
-        raise ValueError(
-            f"the signature's classes {list(classes.shape)} and scores {list(scores.shape)} differ in shape"
-        )
-    for i in range(rows):
-        row = result.classifications.add()
-        for j in range((classes if classes is not None else scores).shape[1]):
-            found = row.classes.add()
-            if classes is not None:
-                found.label = classes[i, j].decode("utf-8", "replace")
-            if scores is not None:
-                found.score = float(scores[i, j])
+    for row in classifications(outputs, rows):
+        found = result.classifications.add()
+        for label, score in row:
+            found.classes.add(label=label, score=score)
     return result
 
 
 def regression_result(outputs: dict[str, np.ndarray], rows: int) -> regression_pb2.RegressionResult:
     """A RegressionResult from a regress signature's `outputs`, [batch] or [batch, 1]."""
-    values = outputs["outputs"]
-    if values.shape not in ((rows,), (rows, 1)):
-        raise ValueError(f"the signature's 'outputs' has shape {list(values.shape)}; expected [{rows}] or [{rows}, 1]")
     result = regression_pb2.RegressionResult()
-    for value in values.reshape(-1):
-        result.regressions.add(value=float(value))
+    for value in regressions(outputs, rows):
+        result.regressions.add(value=value)
     return result

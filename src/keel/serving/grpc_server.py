@@ -1,8 +1,10 @@
 """TF Serving's gRPC API: `PredictionService` and `ModelService` on a `grpc.aio` server.
 
     PredictionService.Predict           TensorProto inputs -> TensorProto outputs (`output_filter` honoured)
-    PredictionService.Classify/Regress  tf.Examples, only for signatures of method tensorflow/serving/classify
-                                        or /regress; otherwise INVALID_ARGUMENT naming the model's signatures
+    PredictionService.Classify/Regress  tf.Examples to a signature of method tensorflow/serving/classify or
+                                        /regress (Models.examples_signature's choice, as over REST: the one
+                                        named, else serving_default if of that method, else the version's one
+                                        signature of it); otherwise INVALID_ARGUMENT naming its signatures
     PredictionService.GetModelMetadata  the SignatureDefMap, packed in Any under metadata["signature_def"]
     ModelService.GetModelStatus         model_version_status, as over REST
 
@@ -71,13 +73,6 @@ async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
     await context.abort(grpc.StatusCode[error.grpc_code], str(error))
 
 
-def _method_names(loaded: LoadedVersion) -> str:
-    return ", ".join(
-        f"{name} ({d.get('method_name', '').rsplit('/', 1)[-1] or 'no method'})"
-        for name, d in sorted(loaded.signature_defs.items())
-    )
-
-
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """TF Serving's PredictionService over `models`."""
 
@@ -121,26 +116,17 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[output].CopyFrom(grpc_codec.to_proto(outputs[output]))
         return response
 
-    async def _examples_call(self, request, context, method: str, kind: str):
-        """Resolves and runs a Classify or Regress request; returns (loaded, signature, outputs, rows)."""
+    async def _examples_call(self, request, context, method: str):
+        """Resolves and runs a Classify or Regress request; returns (loaded, signature, outputs, rows).
+
+        The signature is `Models.examples_signature`'s choice, as over REST."""
         received = time.time()
         name, version, label = _wanted(request.model_spec)
-        loaded, signature = None, request.model_spec.signature_name or "serving_default"
+        loaded, signature = None, request.model_spec.signature_name
         try:
             request_id = _request_id(context)
             loaded = self.models.resolve(name, version, label)
-            signature = self.models.signature(loaded, signature)
-            has = loaded.signature_defs[signature].get("method_name", "")
-            if has != method:
-                raise InvalidArgument(
-                    f"Expected {kind} signature method_name to be {method}. Was: {has or 'none'} "
-                    f"(signature {signature!r}); version {loaded.version} of {loaded.name!r} has: {_method_names(loaded)}"
-                )
-            inputs = loaded.signature_inputs[signature]
-            if list(inputs) != ["inputs"]:
-                raise InvalidArgument(
-                    f"{kind} signature {signature!r} takes {', '.join(sorted(inputs))}; expected one input 'inputs'"
-                )
+            signature = self.models.examples_signature(loaded, signature, method)
             try:
                 examples = grpc_codec.serialized_examples(request.input)
             except RequestError as e:
@@ -159,10 +145,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return loaded, signature, outputs, rows
 
     async def Classify(self, request, context) -> classification_pb2.ClassificationResponse:
-        """Classifies tf.Examples with a tensorflow/serving/classify signature (default serving_default)."""
-        loaded, signature, outputs, rows = await self._examples_call(
-            request, context, CLASSIFY_METHOD, "classification"
-        )
+        """Classifies tf.Examples with a tensorflow/serving/classify signature (see Models.examples_signature)."""
+        loaded, signature, outputs, rows = await self._examples_call(request, context, CLASSIFY_METHOD)
         response = classification_pb2.ClassificationResponse()
         _answered_spec(response.model_spec, loaded, signature)
         try:
@@ -172,14 +156,14 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     async def Regress(self, request, context) -> regression_pb2.RegressionResponse:
-        """Regresses tf.Examples with a tensorflow/serving/regress signature (default serving_default)."""
-        loaded, signature, outputs, rows = await self._examples_call(request, context, REGRESS_METHOD, "regression")
+        """Regresses tf.Examples with a tensorflow/serving/regress signature (see Models.examples_signature)."""
+        loaded, signature, outputs, rows = await self._examples_call(request, context, REGRESS_METHOD)
         response = regression_pb2.RegressionResponse()
         _answered_spec(response.model_spec, loaded, signature)
         try:
             response.result.CopyFrom(grpc_codec.regression_result(outputs, rows))
-        except (KeyError, ValueError) as e:
-            await _abort(context, ModelFailed(f"the model failed: regression output {e}"))
+        except ValueError as e:
+            await _abort(context, ModelFailed(f"the model failed: {e}"))
         return response
 
     async def MultiInference(self, request, context):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from keel.executors.signatures import CLASSIFY_METHOD, REGRESS_METHOD
 from keel.serving import versions
 from keel.serving.batching import MicroBatcher
 from keel.serving.config import ServeConfig
@@ -38,6 +39,8 @@ from keel.serving.request_log import LoggedRequest, RequestLogWriter
 from keel.serving.versions import LoadedVersion, ServingError
 
 log = logging.getLogger("keel.serve")
+
+EXAMPLE_METHODS = {CLASSIFY_METHOD: "classification", REGRESS_METHOD: "regression"}  # method -> TF Serving's word
 
 
 def _reason(error: Exception) -> str:
@@ -48,6 +51,14 @@ def _reason(error: Exception) -> str:
     lines = [line.strip() for line in error.message.splitlines() if line.strip()]
     found = [line for line in lines if not line.startswith(noise)] or lines or ["(no message)"]
     return found[0][:200]
+
+
+def method_names(loaded: LoadedVersion) -> str:
+    """`loaded`'s signatures with their methods' last words: "classify (classify), serving_default (predict)"."""
+    return ", ".join(
+        f"{name} ({d.get('method_name', '').rsplit('/', 1)[-1] or 'no method'})"
+        for name, d in sorted(loaded.signature_defs.items())
+    )
 
 
 class ApiError(Exception):
@@ -327,6 +338,32 @@ class Models:
             raise InvalidArgument(
                 f"signature {signature!r} not found; version {loaded.version} has: "
                 f"{', '.join(sorted(loaded.signature_defs))}"
+            )
+        return signature
+
+    def examples_signature(self, loaded: LoadedVersion, name: str | None, method: str) -> str:
+        """The signature a Classify (`method` CLASSIFY_METHOD) or Regress (REGRESS_METHOD) request runs.
+
+        `name` when given; else `serving_default` if it is of `method`, else the version's one signature
+        of `method` (keel's `classify` or `regress`), else `serving_default`. The signature must be of
+        `method` and take one input, `inputs` (serialized tf.Examples): otherwise InvalidArgument with TF
+        Serving's message, naming the version's signatures and their methods.
+        """
+        if not name:  # serving_default when it is of `method` or when no one other signature is
+            of_method = [key for key, d in loaded.signature_defs.items() if d.get("method_name") == method]
+            name = of_method[0] if len(of_method) == 1 else "serving_default"
+        signature = self.signature(loaded, name)
+        has = loaded.signature_defs[signature].get("method_name", "")
+        kind = EXAMPLE_METHODS[method]
+        if has != method:
+            raise InvalidArgument(
+                f"Expected {kind} signature method_name to be {method}. Was: {has or 'none'} "
+                f"(signature {signature!r}); version {loaded.version} of {loaded.name!r} has: {method_names(loaded)}"
+            )
+        inputs = loaded.signature_inputs[signature]
+        if list(inputs) != ["inputs"]:
+            raise InvalidArgument(
+                f"{kind} signature {signature!r} takes {', '.join(sorted(inputs))}; expected one input 'inputs'"
             )
         return signature
 
