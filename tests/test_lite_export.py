@@ -38,6 +38,7 @@ name = "digits"
 [data]
 source = "builtin:digits"
 label = "digit"
+task = "classification"  # numbers, but classes (auto would train a regression)
 
 [model]
 module = "{REPO / "models" / "digits_cnn.py"}"

@@ -1,5 +1,7 @@
-"""`keel monitor` on request logs written by a real `keel serve`: clean traffic, shifted traffic, labels."""
+"""`keel monitor` on request logs written by a real `keel serve`: clean traffic, shifted traffic, labels;
+and a regression model's labels (live MAE and RMSE)."""
 
+import base64
 import csv
 import datetime
 import json
@@ -8,12 +10,15 @@ import shutil
 import time
 
 import pytest
+import tensorflow as tf
 
 from keel.monitoring import monitor
 from keel.monitoring.logs import LogError
 
 from helpers import keel
 from serving_helpers import FEATURES, Server, eval_examples, instance, label, serving_copy, wait_for_logged
+
+MASS_FEATURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
 
 
 class Traffic:
@@ -138,3 +143,90 @@ def test_monitor_errors_name_what_is_wrong(penguin_runs, traffic, tmp_path):
     (tmp_path / "junk" / "notes.txt").write_text("not a log")
     with pytest.raises(LogError, match="1 file.* in .*junk hold no PredictLog records"):
         monitor(penguin_runs.workdir, tmp_path / "junk", tmp_path / "out")
+
+
+class MassTraffic:
+    """The regression model's eval rows, one request each: even rows as tf.Examples of the model's
+    features (serving_default), odd rows as raw columns (serving_raw); their labels in grams by request id."""
+
+    def __init__(self, workdir, root):
+        self.root = root
+        server = Server(serving_copy(workdir, root / "work"), root / "logs")
+        examples = eval_examples(workdir)
+        self.labels = {}
+        try:
+            for i, e in enumerate(examples):
+                if i % 2:
+                    body = {"instances": [instance(e, MASS_FEATURES)]}
+                else:
+                    served = tf.train.Example()
+                    for name in MASS_FEATURES:
+                        served.features.feature[name].CopyFrom(e.features.feature[name])
+                    body = {"instances": [{"b64": base64.b64encode(served.SerializeToString()).decode()}]}
+                response = server.predict(body, path="/v1/models/penguin_mass:predict")
+                assert response.status_code == 200, response.text
+                assert len(response.json()["predictions"]) == 1
+                (grams,) = e.features.feature["body_mass_g"].int64_list.value
+                self.labels[response.headers["x-request-id"]] = float(grams)
+            wait_for_logged(server.log_dir, len(examples))
+        finally:
+            self.stopped = server.stop()
+        self.logs = server.log_dir
+
+
+@pytest.fixture(scope="module")
+def mass_traffic(mass_run, tmp_path_factory):
+    return MassTraffic(mass_run.workdir, tmp_path_factory.mktemp("monitor-mass"))
+
+
+def test_regression_labels_give_live_mae_and_rmse_equal_to_the_eval_rmse_on_the_eval_rows(mass_run, mass_traffic):
+    out = mass_traffic.root / "mass-report"
+    labels = write_labels(mass_traffic.root / "mass-labels.csv", mass_traffic.labels)
+    result = monitor(mass_run.workdir, mass_traffic.logs, out, labels=labels)
+    error = json.loads((out / "report.json").read_text())["error"]
+    assert error["labelled_rows"] == len(mass_traffic.labels)  # both signatures' logs were read
+    assert error["metric"] == "root_mean_squared_error" and error["live"] == error["rmse"]
+    # The live rows are the eval rows, so live RMSE is the Evaluator's RMSE, up to float32 sums.
+    assert error["rmse"] == pytest.approx(error["eval"], rel=1e-4)
+    assert 0 < error["mae"] <= error["rmse"]
+    assert error["bound"] == pytest.approx(error["eval"] * 1.1)
+    assert result.alerts == []
+    assert result.summary["accuracy"] is None and sorted(result.summary["served_features"]) == sorted(MASS_FEATURES)
+    line = f"live MAE {error['mae']:.4g}, RMSE {error['rmse']:.4g} on {len(mass_traffic.labels)} labelled rows"
+    assert line in result.render()
+    page = (out / "report.html").read_text()
+    assert line in page and "accuracy" not in page
+
+
+def test_labels_far_off_raise_a_live_error_alert_naming_the_metric_and_bound(mass_run, mass_traffic):
+    off = {i: grams + 1000.0 for i, grams in mass_traffic.labels.items()}
+    out = mass_traffic.root / "off-report"
+    result = keel(
+        "monitor",
+        "--workdir",
+        mass_run.workdir,
+        "--logs",
+        mass_traffic.logs,
+        "--labels",
+        write_labels(mass_traffic.root / "off.csv", off),
+        "--out",
+        out,
+        timeout=300,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    (alert,) = [a for a in report["alerts"] if a["kind"] == "error"]
+    error = report["error"]
+    assert alert["feature"] == "body_mass_g" and alert["reason"] == "LIVE_ERROR_HIGH"
+    assert error["live"] == error["rmse"] > 2 * error["eval"] and error["bound"] == pytest.approx(1.1 * error["eval"])
+    assert (
+        f"alert: body_mass_g: error: live root_mean_squared_error {error['rmse']:.4g} on {len(off)} labelled rows "
+        f"is above {error['bound']:.4g}, the eval root_mean_squared_error {error['eval']:.4g} + 10%"
+    ) in result.stdout
+
+
+def test_regression_labels_that_are_not_numbers_are_refused(mass_run, mass_traffic, tmp_path):
+    request_id = next(iter(mass_traffic.labels))
+    labels = write_labels(tmp_path / "words.csv", {request_id: "heavy"})
+    with pytest.raises(LogError, match=f"--labels: request {request_id}: label 'heavy' is not a number"):
+        monitor(mass_run.workdir, mass_traffic.logs, tmp_path / "out", labels=labels)

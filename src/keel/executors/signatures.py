@@ -67,10 +67,19 @@ class ServingModule(tf.Module):
         return {OUTPUT_PROBABILITIES: outputs, OUTPUT_CLASSES: classes}
 
     def _from_dense(self, name: str, x):
-        """Puts a dense [batch] input into the form the TFT graph was traced with."""
+        """Puts a dense [batch] input into the form the TFT graph was traced with.
+
+        A number is missing when NaN, tested as `x != x` in float32 and gathered after the cast to the
+        column's dtype: LiteRT has no IsNan kernel and no float64 comparison or gather, and the mobile
+        export (keel.export.mobile) runs this function.
+        """
         spec = self._inputs[name]
         x = tf.reshape(x, [-1, 1])
-        present = tf.not_equal(x, "") if x.dtype == tf.string else tf.logical_not(tf.math.is_nan(x))
+        if x.dtype == tf.string:
+            present = tf.not_equal(x, "")
+        else:
+            as_float = tf.cast(x, tf.float32) if x.dtype != tf.float32 else x
+            present = tf.equal(as_float, as_float)
         if x.dtype != spec.dtype:
             x = tf.cast(x, spec.dtype)
         if isinstance(spec, tf.io.FixedLenFeature):

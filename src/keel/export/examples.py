@@ -51,3 +51,13 @@ def label_indices(records: list[bytes], label: str, vocabulary: list[str]) -> np
             text = value.decode() if isinstance(value, bytes) else str(value)
             out[i] = index.get(text, -1)
     return out
+
+
+def label_values(records: list[bytes], label: str) -> np.ndarray:
+    """Each record's numeric label as float64 (NaN when absent): a regression's eval labels."""
+    out = np.full(len(records), math.nan, dtype=np.float64)
+    for i, record in enumerate(records):
+        value = _value(tf.train.Example.FromString(record), label)
+        if value is not None:
+            out[i] = float(value)
+    return out

@@ -1,9 +1,10 @@
 """The export step: SavedModel + ExampleGen splits -> the variant the policy picks, with its reports.
 
 Shared by the LiteExporter component and `keel export`. Output directory contents:
-`model.tflite` (the chosen variant), `signature.json` (inputs, dtypes, shapes, label vocabulary),
-`report.md` and `report.json` (every variant next to the SavedModel). Written to a sibling
-temporary directory and renamed into place, so a failed export leaves nothing half-written.
+`model.tflite` (the chosen variant), `signature.json` (inputs, dtypes, shapes; the label vocabulary,
+or for regression the label's name), `report.md` and `report.json` (every variant next to the
+SavedModel). Written to a sibling temporary directory and renamed into place, so a failed export
+leaves nothing half-written. The SavedModel's task decides what is measured (keel.export.measures).
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ import tensorflow as tf
 from keel.core.errors import ExportError
 from keel.export import examples as example_rows
 from keel.export import report
+from keel.export.measures import measure_of
 from keel.export.mobile import inspect_saved_model, save_mobile_model
 from keel.export.parity import Measurement, measure_variant, savedmodel_reference
 from keel.export.variants import VARIANTS, convert
@@ -31,7 +33,8 @@ class LitePolicy:
 
     variants: tuple[str, ...] = VARIANTS
     choose: str = "smallest"
-    max_accuracy_drop: float = 0.005
+    max_accuracy_drop: float = 0.005  # classification's bound
+    max_abs_diff: float = 0.05  # regression's bound, in the label's units
     max_size_bytes: int | None = None
     representative_rows: int = 200
     latency_calls: int = 200
@@ -55,6 +58,14 @@ class LiteExport:
     reference: Measurement
     variants: list[Measurement]
     summary: dict
+
+    @property
+    def measure(self):
+        """What was measured and gated: keel.export.measures' Classification or Regression."""
+        return measure_of(self.reference.task)
+
+    def table(self) -> str:
+        return report.table(self.reference, self.variants)
 
     def to_dict(self) -> dict:
         """What `keel export --json` prints: report.json's content and where the export is."""
@@ -89,15 +100,15 @@ def infer_label(loaded, examples_uri: str) -> str:
     return found[0]
 
 
-def _measure_all(mobile_dir, policy, rows, labels, reference_probs, reference_accuracy, representative):
+def _measure_all(mobile_dir, policy, rows, labels, reference_outputs, reference, representative):
     measured = []
     for name in policy.variants:
         try:
             content = convert(mobile_dir, name, representative)
-            m = measure_variant(name, content, rows, labels, reference_probs, reference_accuracy, policy.latency_calls)
+            m = measure_variant(name, content, rows, labels, reference_outputs, reference, policy.latency_calls)
             measured.append((m, content))
         except ExportError as e:
-            measured.append((Measurement(name, 0.0, error=str(e).removeprefix(f"{name}: ")), None))
+            measured.append((Measurement(name, task=reference.task, error=str(e).removeprefix(f"{name}: ")), None))
     return measured
 
 
@@ -108,33 +119,35 @@ def export_lite(
     out_dir = Path(out_dir)
     loaded, signature = inspect_saved_model(saved_model_dir)
     label = label or infer_label(loaded, examples_uri)
+    signature = dataclasses.replace(signature, label=label)
+    measure = measure_of(signature.task)
     records = example_rows.read_split(examples_uri, "eval")
     if not records:
         raise ExportError(f"{examples_uri}: the eval split holds no examples; parity cannot be measured")
     rows = example_rows.dense_matrix(records, signature.columns)
-    labels = example_rows.label_indices(records, label, signature.label_vocabulary)
+    labels = measure.labels(records, label, signature)
     representative = example_rows.dense_matrix(
         example_rows.read_split(examples_uri, "train", limit=policy.representative_rows), signature.columns
     )
-    reference, reference_probs = savedmodel_reference(loaded, records, rows, labels, signature, policy.latency_calls)
+    reference, reference_outputs = savedmodel_reference(loaded, records, rows, labels, signature, policy.latency_calls)
 
     with tempfile.TemporaryDirectory(prefix="keel-mobile-") as scratch:
         mobile_dir = save_mobile_model(loaded, signature, Path(scratch) / "mobile")
-        measured = _measure_all(mobile_dir, policy, rows, labels, reference_probs, reference.accuracy, representative)
+        measured = _measure_all(mobile_dir, policy, rows, labels, reference_outputs, reference, representative)
     variants = [m for m, _ in measured]
-    report.apply_policy(variants, policy.max_accuracy_drop, policy.max_size_bytes)
+    report.apply_policy(variants, policy.max_accuracy_drop, policy.max_size_bytes, policy.max_abs_diff)
     chosen = report.choose(variants, policy.choose)
     summary = {
         "saved_model": str(saved_model_dir),
         "label": label,
-        "metric": "sparse_categorical_accuracy",
+        "metric": measure.metric,
         "chosen": chosen.name if chosen else None,
         "eval_rows": len(records),
         "representative_rows": len(representative),
         "latency_calls": policy.latency_calls,
         "policy": {
             "choose": policy.choose,
-            "max_accuracy_drop": policy.max_accuracy_drop,
+            measure.bound: getattr(policy, measure.bound),
             "max_size_bytes": policy.max_size_bytes,
             "variants": list(policy.variants),
         },

@@ -1,11 +1,13 @@
-"""The mobile signature: one float32 matrix of raw numeric features in, class probabilities out.
+"""The mobile signature: one float32 matrix of raw numeric features in, the model's answer out.
 
 A phone app has raw values, not tf.Example protos, so the exported model takes the raw columns as
 one `features` tensor [batch, columns] (column order in signature.json) and runs the SavedModel's
-`serving_raw` signature, transform graph included, on it. Supported set: numeric raw features
-(keel's z-score, or any preprocessing_fn of numeric ops LiteRT has). Text features and
-vocabulary-encoded features are refused by name: TFT vocabularies are lookup tables initialised
-from files, which convert but cannot be initialised by LiteRT at run time.
+`serving_raw` signature, transform graph included, on it. It returns what `serving_raw` returns for
+the task: class `probabilities` [batch, classes] (classification) or `predictions` [batch] in the
+label's units (regression). Supported set: numeric raw features (keel's z-score, or any
+preprocessing_fn of numeric ops LiteRT has). Text features and vocabulary-encoded features are
+refused by name: TFT vocabularies are lookup tables initialised from files, which convert but
+cannot be initialised by LiteRT at run time.
 """
 
 import dataclasses
@@ -16,7 +18,8 @@ import tensorflow as tf
 
 from keel.core.errors import ExportError
 from keel.data.features import LABEL_VOCABULARY
-from keel.executors.signatures import OUTPUT_PROBABILITIES
+from keel.executors.signatures import OUTPUT_PREDICTIONS, OUTPUT_PROBABILITIES
+from keel.export.measures import measure_of
 
 RAW_SIGNATURE = "serving_raw"
 MOBILE_SIGNATURE = "serving_mobile"
@@ -29,29 +32,44 @@ class MobileSignature:
 
     columns: list[str]
     raw_dtypes: dict[str, str]
-    label_vocabulary: list[str]
+    label_vocabulary: list[str]  # empty for regression
+    task: str = "classification"
+    label: str | None = None  # the label's name; signature.json names it for regression
+
+    @property
+    def output(self) -> str:
+        return measure_of(self.task).output
 
     def to_json(self) -> dict:
-        n, classes = len(self.columns), len(self.label_vocabulary)
+        inputs = [
+            {
+                "name": MOBILE_INPUT,
+                "dtype": "float32",
+                "shape": [-1, len(self.columns)],
+                "columns": self.columns,
+                "note": "one row per example; raw values in column order, as in the training data",
+            }
+        ]
+        if self.task == "regression":
+            label = self.label or "the label"
+            output = {
+                "name": OUTPUT_PREDICTIONS,
+                "dtype": "float32",
+                "shape": [-1],
+                "label": self.label,
+                "note": f"the predicted {label}, one per row, in the label's units (as in the training data)",
+            }
+            return {"signature_key": MOBILE_SIGNATURE, "inputs": inputs, "outputs": [output], "label": self.label}
+        output = {
+            "name": OUTPUT_PROBABILITIES,
+            "dtype": "float32",
+            "shape": [-1, len(self.label_vocabulary)],
+            "note": "probability of each class, in label_vocabulary order",
+        }
         return {
             "signature_key": MOBILE_SIGNATURE,
-            "inputs": [
-                {
-                    "name": MOBILE_INPUT,
-                    "dtype": "float32",
-                    "shape": [-1, n],
-                    "columns": self.columns,
-                    "note": "one row per example; raw values in column order, as in the training data",
-                }
-            ],
-            "outputs": [
-                {
-                    "name": OUTPUT_PROBABILITIES,
-                    "dtype": "float32",
-                    "shape": [-1, classes],
-                    "note": "probability of each class, in label_vocabulary order",
-                }
-            ],
+            "inputs": inputs,
+            "outputs": [output],
             "label_vocabulary": self.label_vocabulary,
         }
 
@@ -68,7 +86,9 @@ def _label_vocabulary(saved_model_dir: Path) -> list[str]:
 
 def inspect_saved_model(saved_model_dir: str | os.PathLike):
     """Loads a keel SavedModel; returns it with its MobileSignature, or raises ExportError naming
-    the features LiteRT cannot take."""
+    the features LiteRT cannot take.
+
+    The task is what `serving_raw` returns: `predictions` (regression) or `probabilities`."""
     directory = Path(saved_model_dir)
     if not (directory / "saved_model.pb").is_file():
         raise ExportError(f"{directory}: not a SavedModel directory (no saved_model.pb)")
@@ -96,8 +116,10 @@ def inspect_saved_model(saved_model_dir: str | os.PathLike):
             "that LiteRT cannot initialise at run time"
         )
     columns = sorted(inputs)
-    signature = MobileSignature(columns, {n: inputs[n].dtype.name for n in columns}, _label_vocabulary(directory))
-    return loaded, signature
+    dtypes = {n: inputs[n].dtype.name for n in columns}
+    if OUTPUT_PREDICTIONS in loaded.signatures[RAW_SIGNATURE].structured_outputs:
+        return loaded, MobileSignature(columns, dtypes, [], task="regression")
+    return loaded, MobileSignature(columns, dtypes, _label_vocabulary(directory))
 
 
 class MobileModule(tf.Module):
@@ -108,12 +130,12 @@ class MobileModule(tf.Module):
         self.loaded = loaded
         raw = loaded.signatures[RAW_SIGNATURE]
         dtypes = {n: tf.as_dtype(d) for n, d in signature.raw_dtypes.items()}
-        columns = signature.columns
+        columns, output = signature.columns, signature.output
 
         @tf.function(input_signature=[tf.TensorSpec([None, len(columns)], tf.float32, name=MOBILE_INPUT)])
         def serve(features):
             inputs = {name: tf.cast(features[:, j], dtypes[name]) for j, name in enumerate(columns)}
-            return {OUTPUT_PROBABILITIES: raw(**inputs)[OUTPUT_PROBABILITIES]}
+            return {output: raw(**inputs)[output]}
 
         self.serve = serve
 

@@ -1,4 +1,4 @@
-"""Each variant next to the SavedModel on the eval split: metric, agreement, output gap, latency."""
+"""Each variant next to the SavedModel on the eval split: the task's figures (keel.export.measures), latency."""
 
 import dataclasses
 import time
@@ -8,16 +8,22 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from keel.core.errors import ExportError
-from keel.executors.signatures import OUTPUT_PROBABILITIES
+from keel.export.measures import REFERENCE, accuracy, measure_of
 from keel.export.mobile import MOBILE_INPUT, MOBILE_SIGNATURE, RAW_SIGNATURE
+
+__all__ = ["LiteRunner", "Measurement", "accuracy", "measure_variant", "savedmodel_reference"]
 
 
 @dataclasses.dataclass
 class Measurement:
-    """One model's figures on the eval split (the SavedModel's, or a variant's)."""
+    """One model's figures on the eval split (the SavedModel's, or a variant's).
+
+    `task` says which figures apply: accuracy, accuracy_drop and agreement for classification;
+    rmse and mean_abs_diff for regression (both: size, max_abs_diff, latency). report.json shows those.
+    """
 
     name: str
-    accuracy: float
+    accuracy: float = 0.0
     size_bytes: int | None = None
     accuracy_drop: float = 0.0
     agreement: float = 1.0
@@ -27,12 +33,9 @@ class Measurement:
     error: str | None = None
     passed: bool = False
     reasons: list[str] = dataclasses.field(default_factory=list)
-
-
-def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """sparse_categorical_accuracy over rows with a known label (index >= 0)."""
-    known = labels >= 0
-    return float(np.mean(np.argmax(probabilities[known], axis=-1) == labels[known])) if known.any() else 0.0
+    task: str = "classification"
+    rmse: float | None = None
+    mean_abs_diff: float | None = None
 
 
 def _latency_us(call, examples: list, repeats: int) -> tuple[float, float]:
@@ -57,20 +60,23 @@ def _one_row_each(rows: np.ndarray, repeats: int) -> list[np.ndarray]:
 class LiteRunner:
     """A LiteRT interpreter on one .tflite model, called through its `serving_mobile` signature."""
 
-    def __init__(self, content: bytes):
+    def __init__(self, content: bytes, output: str):
         self.interpreter = Interpreter(model_content=content, num_threads=1)
         self.runner = self.interpreter.get_signature_runner(MOBILE_SIGNATURE)
+        self.output = output
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
-        return self.runner(**{MOBILE_INPUT: rows})[OUTPUT_PROBABILITIES]
+        return self.runner(**{MOBILE_INPUT: rows})[self.output]
 
 
 def savedmodel_reference(
     loaded, records: list[bytes], rows: np.ndarray, labels: np.ndarray, signature, repeats: int
 ) -> tuple[Measurement, np.ndarray]:
     """The SavedModel's own figures: `serving_default` on the eval tf.Examples (what TF Serving
-    returns) for the metric, and `serving_raw` on one example at a time for latency."""
-    probabilities = loaded.signatures["serving_default"](examples=tf.constant(records))[OUTPUT_PROBABILITIES].numpy()
+    returns) for the metric, and `serving_raw` on one example at a time for latency. Returns them
+    with the SavedModel's outputs (probabilities or predictions, as `signature.task` says)."""
+    measure = measure_of(signature.task)
+    outputs = loaded.signatures["serving_default"](examples=tf.constant(records))[measure.output].numpy()
     raw = loaded.signatures[RAW_SIGNATURE]
     dtypes = {n: tf.as_dtype(d) for n, d in signature.raw_dtypes.items()}
 
@@ -79,9 +85,11 @@ def savedmodel_reference(
         for row in _one_row_each(rows, repeats)
     ]
     median, p99 = _latency_us(lambda inputs: raw(**inputs), examples, repeats)
-    return Measurement(
-        "savedmodel", accuracy(probabilities, labels), latency_median_us=median, latency_p99_us=p99, passed=True
-    ), probabilities
+    figures = measure.score(outputs, labels)
+    reference = Measurement(
+        REFERENCE, task=measure.task, latency_median_us=median, latency_p99_us=p99, passed=True, **figures
+    )
+    return reference, outputs
 
 
 def measure_variant(
@@ -89,27 +97,25 @@ def measure_variant(
     content: bytes,
     rows: np.ndarray,
     labels: np.ndarray,
-    reference: np.ndarray,
-    reference_accuracy: float,
+    reference_outputs: np.ndarray,
+    reference: Measurement,
     repeats: int,
 ) -> Measurement:
     """Runs `content` with LiteRT on every eval row and compares it with the SavedModel's outputs."""
+    measure = measure_of(reference.task)
     try:
-        runner = LiteRunner(content)
-        probabilities = np.concatenate([runner(rows[i : i + 256]) for i in range(0, len(rows), 256)])
+        runner = LiteRunner(content, measure.output)
+        outputs = np.concatenate([runner(rows[i : i + 256]) for i in range(0, len(rows), 256)])
         median, p99 = _latency_us(runner, _one_row_each(rows, repeats), repeats)
     except (RuntimeError, ValueError) as e:
         raise ExportError(
             f"{name}: the converted model does not run in LiteRT: {str(e).strip().splitlines()[0]}"
         ) from None
-    value = accuracy(probabilities, labels)
     return Measurement(
         name,
-        value,
+        task=measure.task,
         size_bytes=len(content),
-        accuracy_drop=reference_accuracy - value,
-        agreement=float(np.mean(np.argmax(probabilities, -1) == np.argmax(reference, -1))),
-        max_abs_diff=float(np.max(np.abs(probabilities - reference))),
         latency_median_us=median,
         latency_p99_us=p99,
+        **measure.compare(outputs, reference_outputs, labels, reference),
     )

@@ -3,24 +3,28 @@
 `monitor()` reads the request logs of one model version, computes their statistics with TFDV,
 finds the version's schema and training statistics through ML Metadata, and checks the schema
 (SERVING environment), skew (training vs serving) and drift (the window before `--since` vs the one
-after). With labels it also measures live accuracy against the eval accuracy. Thresholds come from
-the `[monitor]` section of the spec recorded with the newest run that trained or reused the model.
+after). With labels it also measures the model on live traffic: for classification live accuracy
+against the eval accuracy (`accuracy_drop`); for regression live MAE and RMSE, the spec's eval
+metric against its eval value (`error_increase`). Thresholds come from the `[monitor]` section of
+the spec recorded with the newest run that trained or reused the model.
 """
 
 import csv
 import dataclasses
 import datetime
 import logging
+import math
 from pathlib import Path
 
 import tensorflow_data_validation as tfdv
 
 from keel.core.spec import MonitorSection
+from keel.core.tasks import metric_of
 from keel.mlmd.training_data import training_lineage
 from keel.monitoring import checks, logs
 from keel.monitoring.checks import Alert, Thresholds
 from keel.monitoring.logs import LogError
-from keel.monitoring.report import write_reports
+from keel.monitoring.report import describe_error, write_reports
 
 
 @dataclasses.dataclass
@@ -44,6 +48,8 @@ class MonitorReport:
             lines.append(
                 f"  live accuracy {a['live']:.4f} on {a['labelled_rows']} labelled rows (eval {a['eval']:.4f})"
             )
+        if s.get("error"):
+            lines.append(f"  {describe_error(s['error'])}")
         for path in s.get("truncated_files", []):
             lines.append(f"  skipped the torn last record of {path} (its writer was stopped mid-record)")
         for alert in self.alerts:
@@ -62,7 +68,7 @@ def _iso(seconds: float) -> str:
 
 def _thresholds(spec: dict) -> Thresholds:
     section = MonitorSection.model_validate(spec.get("monitor", {}))
-    return Thresholds(section.skew_threshold, section.drift_threshold, section.accuracy_drop)
+    return Thresholds(section.skew_threshold, section.drift_threshold, section.accuracy_drop, section.error_increase)
 
 
 def _read_labels(path: Path) -> dict[str, str]:
@@ -79,25 +85,36 @@ def _read_labels(path: Path) -> dict[str, str]:
     return {request_id.strip(): label.strip() for request_id, label in rows}
 
 
-def _accuracy(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_name: str):
+def _eval_value(lineage, metric: str) -> float | None:
+    """The Evaluator's value of `metric` for the model, or None if ML Metadata has no evaluation of it."""
     from keel.mlmd.evaluation import overall_metrics
 
-    joined = [(r.predicted, labels[r.request_id]) for r in rows if r.request_id in labels]
+    if not lineage.evaluation_uri:
+        return None
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)  # TFMA's reader warns about its own use of a deprecated TF API
+    try:
+        return overall_metrics(lineage.evaluation_uri).get(metric)
+    finally:
+        tf_log.setLevel(level)
+
+
+def _joined(rows, labels: dict[str, str], attribute: str, output: str) -> list[tuple]:
+    """(request id, what the model answered, the label) of each labelled row."""
+    joined = [(r.request_id, getattr(r, attribute), labels[r.request_id]) for r in rows if r.request_id in labels]
     if not joined:
         raise LogError(f"--labels: none of the {len(labels)} labels names a logged request id of this window")
-    if any(predicted is None for predicted, _ in joined):
-        raise LogError("--labels: the logged responses have no 'classes' output to compare labels with")
-    live = sum(p == label for p, label in joined) / len(joined)
-    metric = lineage.spec.get("eval", {}).get("metric", "sparse_categorical_accuracy")
-    evaluated = None
-    if lineage.evaluation_uri:
-        tf_log = logging.getLogger("tensorflow")
-        level = tf_log.level
-        tf_log.setLevel(logging.ERROR)  # TFMA's reader warns about its own use of a deprecated TF API
-        try:
-            evaluated = overall_metrics(lineage.evaluation_uri).get(metric)
-        finally:
-            tf_log.setLevel(level)
+    if any(predicted is None for _, predicted, _ in joined):
+        raise LogError(f"--labels: the logged responses have no {output!r} output to compare labels with")
+    return joined
+
+
+def _accuracy(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_name: str):
+    joined = _joined(rows, labels, "predicted", "classes")
+    live = sum(p == label for _, p, label in joined) / len(joined)
+    metric = metric_of(lineage.spec.get("eval", {}).get("metric"), "classification").name
+    evaluated = _eval_value(lineage, metric)
     found = {
         "live": live,
         "labelled_rows": len(joined),
@@ -114,6 +131,54 @@ def _accuracy(rows, labels: dict[str, str], lineage, thresholds: Thresholds, lab
                 "LIVE_ACCURACY_LOW",
                 f"live accuracy {live:.4f} on {len(joined)} labelled rows is more than "
                 f"{thresholds.accuracy_drop:g} below the eval {metric} {evaluated:.4f}",
+            )
+        )
+    return found, alerts
+
+
+def _number(request_id: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise LogError(f"--labels: request {request_id}: label {text!r} is not a number; a regression's labels are")
+    return value
+
+
+def _error(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_name: str):
+    """Live MAE and RMSE of a regression model; an alert when the live value of the spec's eval metric
+    exceeds its eval value by more than `error_increase` of it."""
+    joined = _joined(rows, labels, "prediction", "predictions")
+    errors = [p - _number(request_id, label) for request_id, p, label in joined]
+    mse = sum(e * e for e in errors) / len(errors)
+    live = {
+        "mean_absolute_error": sum(abs(e) for e in errors) / len(errors),
+        "mean_squared_error": mse,
+        "root_mean_squared_error": math.sqrt(mse),
+    }
+    metric = metric_of(lineage.spec.get("eval", {}).get("metric"), "regression").name
+    evaluated = _eval_value(lineage, metric)
+    bound = evaluated * (1 + thresholds.error_increase) if evaluated is not None else None
+    found = {
+        "metric": metric,
+        "live": live[metric],
+        "eval": evaluated,
+        "bound": bound,
+        "max_increase": thresholds.error_increase,
+        "labelled_rows": len(errors),
+        "mae": live["mean_absolute_error"],
+        "rmse": live["root_mean_squared_error"],
+    }
+    alerts = []
+    if bound is not None and live[metric] > bound:
+        alerts.append(
+            Alert(
+                label_name,
+                "error",
+                "LIVE_ERROR_HIGH",
+                f"live {metric} {live[metric]:.4g} on {len(errors)} labelled rows is above {bound:.4g}, "
+                f"the eval {metric} {evaluated:.4g} + {thresholds.error_increase:.0%}",
             )
         )
     return found, alerts
@@ -160,11 +225,15 @@ def monitor(
     alerts, skew, drift = checks.check(
         train, serving, before, checks.monitoring_schema(schema, set(served), thresholds)
     )
-    accuracy = None
+    accuracy = error = None
     if labels is not None:
         label_name = lineage.spec.get("data", {}).get("label", "label")
-        accuracy, accuracy_alerts = _accuracy(rows, _read_labels(labels), lineage, thresholds, label_name)
-        alerts += accuracy_alerts
+        # What the logged responses hold says the task: predicted numbers (regression) or classes.
+        if any(r.prediction is not None for r in rows):
+            error, label_alerts = _error(rows, _read_labels(labels), lineage, thresholds, label_name)
+        else:
+            accuracy, label_alerts = _accuracy(rows, _read_labels(labels), lineage, thresholds, label_name)
+        alerts += label_alerts
 
     summary = {
         "model": models[0],
@@ -182,6 +251,7 @@ def monitor(
         },
         "alerts": [dataclasses.asdict(a) for a in alerts],
         "accuracy": accuracy,
+        "error": error,
         "truncated_files": truncated,
     }
     html_path, json_path = write_reports(Path(out), summary, train, serving)

@@ -20,7 +20,7 @@ _REASONS = anomalies_pb2.AnomalyInfo.Type
 @dataclasses.dataclass
 class Alert:
     feature: str
-    kind: str  # schema | skew | drift | accuracy
+    kind: str  # schema | skew | drift | accuracy | error
     reason: str  # TFDV's anomaly type, e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES
     description: str
 
@@ -30,6 +30,7 @@ class Thresholds:
     skew: float
     drift: float
     accuracy_drop: float
+    error_increase: float = 0.1
 
 
 def statistics(examples: list[bytes]) -> statistics_pb2.DatasetFeatureStatisticsList:

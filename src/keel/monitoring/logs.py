@@ -4,7 +4,9 @@ A request to a signature taking serialized tf.Examples (`examples`, or a Classif
 signature's `inputs`) contributes those examples; a request with named dense inputs contributes one
 tf.Example per row, typed as the schema types the feature, with a missing value (NaN, "") as an
 empty list, which is how ExampleGen writes a missing CSV field, so serving and training statistics
-count missing values the same way.
+count missing values the same way. Each row keeps what the model answered: the predicted class
+(`classes`, classification) or number (`predictions`, or a Regress signature's `outputs`), for
+`keel monitor --labels`.
 """
 
 import dataclasses
@@ -31,7 +33,8 @@ class LoggedRow:
     time: float
     version: str
     example: bytes  # a serialized tf.Example
-    predicted: str | None
+    predicted: str | None  # the predicted class (classification)
+    prediction: float | None = None  # the predicted number (regression)
 
 
 @dataclasses.dataclass
@@ -42,6 +45,7 @@ class LoggedPredict:
     version: str
     inputs: dict[str, np.ndarray]
     classes: np.ndarray | None
+    predictions: np.ndarray | None = None
 
 
 def parse_since(text: str | None) -> float | None:
@@ -105,6 +109,7 @@ def read_predict_logs(directory: Path) -> tuple[list[LoggedPredict], list[str]]:
             request, response = record.predict_log.request, record.predict_log.response
             spec = request.model_spec if request.model_spec.name else record.log_metadata.model_spec
             classes = _predicted(response.outputs)
+            predictions = response.outputs.get("predictions", response.outputs.get("outputs"))
             found.append(
                 LoggedPredict(
                     request_id=request.client_id.decode("utf-8", "replace"),
@@ -113,6 +118,7 @@ def read_predict_logs(directory: Path) -> tuple[list[LoggedPredict], list[str]]:
                     version=str(spec.version.value),
                     inputs={name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()},
                     classes=classes,
+                    predictions=tf.make_ndarray(predictions) if predictions is not None else None,
                 )
             )
     if not found:
@@ -148,6 +154,11 @@ def to_rows(predict: LoggedPredict, schema: schema_pb2.Schema) -> list[LoggedRow
         if predict.classes is not None
         else [None] * len(examples)
     )
+    numbers = (
+        [float(v) for v in predict.predictions.reshape(-1)]
+        if predict.predictions is not None
+        else [None] * len(examples)
+    )
     single = len(examples) == 1
     return [
         LoggedRow(
@@ -156,6 +167,7 @@ def to_rows(predict: LoggedPredict, schema: schema_pb2.Schema) -> list[LoggedRow
             predict.version,
             example,
             classes[i] if i < len(classes) else None,
+            numbers[i] if i < len(numbers) else None,
         )
         for i, example in enumerate(examples)
     ]

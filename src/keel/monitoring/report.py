@@ -1,4 +1,5 @@
-"""report.json and report.html: alerts, per-feature measurements, train vs serving distributions.
+"""report.json and report.html: alerts, per-feature measurements, train vs serving distributions, and
+with labels the live accuracy (classification) or live MAE and RMSE (regression).
 
 The plots are inline SVG drawn from the statistics TFDV computed (standard histograms for numbers,
 value frequencies for strings), so the report is one self-contained file that opens offline.
@@ -81,6 +82,14 @@ def _categorical_svg(train, serving) -> str:
     return f'<svg width="{width}" height="{len(labels) * row}">{"".join(parts)}</svg>'
 
 
+def describe_error(error: dict) -> str:
+    """The console line of live regression error (the summary's "error")."""
+    line = f"live MAE {error['mae']:.4g}, RMSE {error['rmse']:.4g} on {error['labelled_rows']} labelled rows"
+    if error["eval"] is None:
+        return line + f" (no eval {error['metric']} recorded)"
+    return line + f" (eval {error['metric']} {error['eval']:.4g}; alert above {error['bound']:.4g})"
+
+
 def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]:
     """Writes report.json (`summary`) and report.html into `out`; returns both paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -111,12 +120,15 @@ def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]
             f"{plot}<p>{'<br>'.join(lines) or 'no comparison'}</p></div>"
         )
     accuracy = summary.get("accuracy")
-    accuracy_html = (
+    labelled_html = (
         f"<p>live accuracy {accuracy['live']:.4f} on {accuracy['labelled_rows']} labelled rows; "
         f"eval accuracy {accuracy['eval']:.4f}</p>"
         if accuracy and accuracy.get("live") is not None
         else ""
     )
+    error = summary.get("error")
+    if error:
+        labelled_html = f"<p>{html.escape(describe_error(error))}</p>"
     window = summary["window"]
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>keel monitor: {html.escape(summary["model"])}</title>
@@ -129,7 +141,7 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
 <h1>{html.escape(summary["model"])} version {summary["version"]}: {len(summary["alerts"])} alert(s)</h1>
 <p>{summary["rows"]} rows in {summary["requests"]} requests, {html.escape(window["from"] or "-")} to
 {html.escape(window["to"] or "-")}; previous window: {summary["previous_rows"]} rows.</p>
-{accuracy_html}
+{labelled_html}
 <h2>Anomalies</h2>
 <table><tr><th>feature</th><th>kind</th><th>reason</th><th>description</th></tr>{alert_rows}</table>
 <h2>Training vs serving</h2>

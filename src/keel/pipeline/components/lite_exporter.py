@@ -4,7 +4,9 @@ It acts only on a model the Evaluator blessed and the Pusher pushed: it converts
 SavedModel to every variant in `[export.lite]`, runs each with LiteRT on the eval split next to the
 SavedModel, and exports the variant the policy picks to `serving/NAME/VERSION/lite/` (and to its own
 artifact). When no variant passes it fails the run with the comparison table. The output artifact
-records in ML Metadata whether anything was exported, the variant, its size and its figures.
+records in ML Metadata whether anything was exported, the variant, its size and its figures: accuracy,
+accuracy_drop and argmax_agreement for classification; rmse, max_abs_diff and mean_abs_diff (in the
+label's units) for regression.
 """
 
 from pathlib import Path
@@ -20,6 +22,19 @@ class LiteModel(tfx.dsl.Artifact):
     """A LiteRT export: model.tflite, signature.json, report.md and report.json."""
 
     TYPE_NAME = "keel.LiteModel"
+
+
+def record_export(lite_model, result, served: Path) -> str:
+    """Sets the LiteModel artifact's properties from export `result`; returns the console line."""
+    chosen = result.chosen
+    lite_model.set_int_custom_property("exported", 1)
+    lite_model.set_string_custom_property("variant", chosen.name)
+    lite_model.set_string_custom_property("lite_destination", str(served))
+    lite_model.set_int_custom_property("size_bytes", chosen.size_bytes)
+    for name, value in result.measure.properties(chosen).items():
+        lite_model.set_float_custom_property(name, value)
+    lite_model.set_float_custom_property("latency_median_us", chosen.latency_median_us)
+    return f"    LiteExporter: {chosen.name}, {chosen.size_bytes} bytes, {result.measure.describe(chosen)} -> {served}"
 
 
 def _pushed_destination(pushed_model) -> str | None:
@@ -53,23 +68,11 @@ def LiteExporter(
         variants=settings.variants,
         choose=settings.choose,
         max_accuracy_drop=settings.max_accuracy_drop,
+        max_abs_diff=settings.max_abs_diff,
         max_size_bytes=settings.max_size_bytes,
         representative_rows=settings.representative_rows,
     )
     result = export_lite(destination, examples.uri, Path(lite_model.uri), policy, label=settings.label)
     served = Path(destination) / LITE_DIR
     install(result.directory, served)
-    chosen = result.chosen
-    lite_model.set_int_custom_property("exported", 1)
-    lite_model.set_string_custom_property("variant", chosen.name)
-    lite_model.set_string_custom_property("lite_destination", str(served))
-    lite_model.set_int_custom_property("size_bytes", chosen.size_bytes)
-    lite_model.set_float_custom_property("accuracy", chosen.accuracy)
-    lite_model.set_float_custom_property("accuracy_drop", chosen.accuracy_drop)
-    lite_model.set_float_custom_property("argmax_agreement", chosen.agreement)
-    lite_model.set_float_custom_property("latency_median_us", chosen.latency_median_us)
-    print(
-        f"    LiteExporter: {chosen.name}, {chosen.size_bytes} bytes, accuracy {chosen.accuracy:.4f} "
-        f"(drop {chosen.accuracy_drop * 100:.2f} pp) -> {served}",
-        flush=True,
-    )
+    print(record_export(lite_model, result, served), flush=True)
