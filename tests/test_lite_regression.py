@@ -78,3 +78,16 @@ def test_a_bound_int8_cannot_meet_fails_the_gate_naming_it(mass_run, tmp_path):
     assert "| no: max abs diff " in int8 and int8.endswith("> max_abs_diff 1e-06 |")
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_an_unset_bound_is_one_percent_of_the_labels_spread(mass_run, tmp_path):
+    spec = lite_spec(mass_run, tmp_path / "penguin_mass.toml", {"variants": ["float32", "float16", "int8"]})
+    out = tmp_path / "lite"
+    result = keel("export", spec, "--workdir", mass_run.workdir, "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    masses = label_values(eval_records(mass_run.workdir), "body_mass_g")
+    bound = json.loads((out / "report.json").read_text())["policy"]["max_abs_diff"]
+    assert abs(bound - 0.01 * np.nanstd(masses)) < 1e-6
+    rows = {line.split(" | ")[0].strip("| "): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert rows["float16"].endswith("| yes |")  # a few grams off, within 1% of the spread (about 8 g)
+    assert rows["int8"].endswith(f"> max_abs_diff {bound:g} |")

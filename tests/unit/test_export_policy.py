@@ -2,8 +2,11 @@
 
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from keel.core.spec import LiteSection
-from keel.export.exporter import LitePolicy
+from keel.export.exporter import LitePolicy, resolved_bound
 from keel.export.parity import Measurement
 from keel.export.report import apply_policy, choose, table
 from keel.export.variants import VARIANTS
@@ -181,3 +184,10 @@ def test_the_lite_model_artifact_records_the_figures_of_the_task():
         "argmax_agreement",
         "latency_median_us",
     }
+
+
+def test_an_unset_max_abs_diff_is_one_percent_of_the_eval_labels_spread():
+    labels = np.array([3000.0, 4000.0, 5000.0, np.nan])
+    assert resolved_bound(None, labels) == pytest.approx(0.01 * np.std([3000.0, 4000.0, 5000.0]))
+    assert resolved_bound(2.5, labels) == 2.5
+    assert resolved_bound(None, np.array([7.0, 7.0])) == 1e-6  # constant labels: only an exact export passes

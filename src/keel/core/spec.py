@@ -210,11 +210,11 @@ class LiteSection(_Section):
     representative_rows: int = Field(
         default=200, ge=1, le=100_000, description="train-split rows that calibrate full int8 quantization"
     )
-    max_abs_diff: float = Field(
-        default=0.05,
+    max_abs_diff: float | None = Field(
+        default=None,
         gt=0.0,
         description="regression: largest allowed absolute difference of any prediction from the SavedModel's, "
-        "in the label's units",
+        "in the label's units; unset: 1% of the eval labels' standard deviation",
     )
 
 

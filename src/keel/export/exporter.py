@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from keel.core.errors import ExportError
@@ -34,7 +35,7 @@ class LitePolicy:
     variants: tuple[str, ...] = VARIANTS
     choose: str = "smallest"
     max_accuracy_drop: float = 0.005  # classification's bound
-    max_abs_diff: float = 0.05  # regression's bound, in the label's units
+    max_abs_diff: float | None = None  # regression's bound, in the label's units; None: see resolved_bound
     max_size_bytes: int | None = None
     representative_rows: int = 200
     latency_calls: int = 200
@@ -100,6 +101,18 @@ def infer_label(loaded, examples_uri: str) -> str:
     return found[0]
 
 
+LABEL_STD_SHARE = 0.01  # an unset max_abs_diff: 1% of the eval labels' standard deviation
+
+
+def resolved_bound(max_abs_diff: float | None, labels: np.ndarray) -> float:
+    """A regression's max_abs_diff: the spec's, or LABEL_STD_SHARE of the eval labels' standard deviation."""
+    if max_abs_diff is not None:
+        return max_abs_diff
+    known = labels[np.isfinite(labels)]
+    std = float(np.std(known)) if known.size else 0.0
+    return LABEL_STD_SHARE * std if std > 0 else 1e-6
+
+
 def _measure_all(mobile_dir, policy, rows, labels, reference_outputs, reference, representative):
     measured = []
     for name in policy.variants:
@@ -130,6 +143,10 @@ def export_lite(
         example_rows.read_split(examples_uri, "train", limit=policy.representative_rows), signature.columns
     )
     reference, reference_outputs = savedmodel_reference(loaded, records, rows, labels, signature, policy.latency_calls)
+    if signature.task == "regression":
+        policy = dataclasses.replace(
+            policy, max_abs_diff=resolved_bound(policy.max_abs_diff, np.asarray(labels, float))
+        )
 
     with tempfile.TemporaryDirectory(prefix="keel-mobile-") as scratch:
         mobile_dir = save_mobile_model(loaded, signature, Path(scratch) / "mobile")

@@ -79,7 +79,7 @@ class LiteExportConfig:
     variants: tuple[str, ...]
     choose: str
     max_accuracy_drop: float
-    max_abs_diff: float
+    max_abs_diff: float | None
     max_size_bytes: int | None
     representative_rows: int
 
