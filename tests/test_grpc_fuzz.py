@@ -2,7 +2,8 @@
 INTERNAL or UNKNOWN, every refusal has a TF Serving status code and a one-line message, the server
 stays up, and a good Predict gets the same answer after all of them as before.
 
-Hypothesis draws the requests with a fixed seed (derandomize), so every run sends the same ones:
+Hypothesis draws the requests with a fixed seed (derandomize; the served version and eval rows are
+the fixture's, so two workdirs get slightly different requests):
 PredictRequests with model_spec variations (names, versions, labels, signatures) and input maps of
 TensorProtos, either close to valid ones (wrong dtypes, shapes and batch sizes, NaN and infinity,
 strings for numbers) or built field by field (any dtype enum, shapes declaring huge or negative
