@@ -4,15 +4,23 @@ import shutil
 import threading
 import time
 
+import grpc
 import httpx
 import pytest
+import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from keel.cli import main
 from keel.serving.versions import labels
 
 from helpers import keel
-from serving_helpers import FEATURES, Server, eval_examples, instance, serving_copy, wait_for_logged
+from serving_helpers import FEATURES, Server, eval_examples, grpc_address, instance, serving_copy, wait_for_logged
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +35,7 @@ def fleet(penguin_runs, tmp_path_factory):
     server = Server(penguin, root / "logs", "--workdir", str(gentoo))
     server.penguin, server.gentoo = penguin, gentoo
     server.versions = [p.name for p in versions]
+    server.example = eval_examples(penguin_runs.workdir)[0]
     yield server
     code, out = server.stop()
     assert code in (0, -15), out
@@ -120,6 +129,44 @@ def test_labels_follow_promotions_without_a_restart(fleet, row):
         f"label 'archived' of 'penguin' names version {oldest}, which is not loaded; "
         f"the loaded version is {newest} (the production version, else the newest)"
     )
+
+
+def wait_for_label(server, label: str, version: str, seconds: float = 60) -> None:
+    """Polls until `label` answers `version` over REST (the server reads the registry every 0.5 s)."""
+    path, deadline = f"/v1/models/penguin/labels/{label}", time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = server.client.get(path)
+        if response.status_code == 200 and response.json()["model_version_status"][0]["version"] == version:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{path} did not move to version {version}: {response.status_code} {response.text}")
+
+
+def test_a_rollback_moves_the_production_label_back_without_a_restart(fleet, row):
+    oldest, newest = fleet.versions[0], fleet.versions[-1]
+    for version in (oldest, newest):  # production is newest, promoted after oldest
+        promoted = keel("models", "promote", version, "--workdir", fleet.penguin)
+        assert promoted.returncode == 0, promoted.stderr
+    wait_for_label(fleet, "production", newest)
+
+    rolled = keel("models", "rollback", "--workdir", fleet.penguin)
+    assert rolled.returncode == 0, rolled.stderr
+    assert rolled.stdout.startswith(f"rolled back: version {oldest} "), rolled.stdout
+    wait_for_label(fleet, "production", oldest)
+    answered = fleet.predict(row, path="/v1/models/penguin/labels/production:predict")
+    assert answered.status_code == 200, answered.text
+
+    spec = {"name": "penguin", "version_label": "production"}
+    with grpc.insecure_channel(grpc_address(fleet)) as channel:
+        status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+            get_model_status_pb2.GetModelStatusRequest(model_spec=spec), timeout=30
+        )
+        assert [str(s.version) for s in status.model_version_status] == [oldest]
+        request = predict_pb2.PredictRequest(model_spec={**spec, "signature_name": "serving_default"})
+        request.inputs["examples"].CopyFrom(tf.make_tensor_proto([fleet.example.SerializeToString()]))
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+    assert response.model_spec.version.value == int(oldest)
+    assert response.model_spec.signature_name == "serving_default"
 
 
 def test_an_unknown_label_is_404_naming_the_labels_that_exist(fleet, row):

@@ -109,6 +109,8 @@ def test_a_declared_shape_far_beyond_the_values_sent_is_refused_before_it_is_fil
         (tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\0\0\0"), "not a readable DT_FLOAT tensor"),
         (tensor_pb2.TensorProto(dtype=types_pb2.DT_INVALID), "not a readable DT_INVALID tensor"),
         (tensor_pb2.TensorProto(dtype=9999), "not a readable dtype 9999 tensor"),
+        (tensor_pb2.TensorProto(dtype=types_pb2.DT_RESOURCE), "a DT_RESOURCE tensor holds no values a request"),
+        (tensor_pb2.TensorProto(dtype=types_pb2.DT_VARIANT), "a DT_VARIANT tensor holds no values a request"),
     ],
 )
 def test_unreadable_tensors_are_request_errors(proto, message):

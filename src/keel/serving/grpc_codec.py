@@ -35,6 +35,10 @@ def to_array(name: str, proto: tensor_pb2.TensorProto) -> np.ndarray:
         raise RequestError(
             f"input {name!r}: not a readable {_dtype_name(proto.dtype)} tensor of shape {dims}: {e}"
         ) from None
+    except KeyError:  # a dtype with no numpy form (DT_RESOURCE, DT_VARIANT): make_ndarray's lookup fails
+        raise RequestError(
+            f"input {name!r}: a {_dtype_name(proto.dtype)} tensor holds no values a request can send"
+        ) from None
 
 
 def _dtype_name(dtype: int) -> str:
