@@ -137,6 +137,7 @@ def test_commands_that_print_a_table_take_json():
         ("run",),
         ("monitor",),
         ("lineage",),
+        ("runs",),
         ("diff",),
         ("export",),
         ("models", "list"),

@@ -144,6 +144,15 @@ def cmd_lineage(args) -> int:
     return EXIT_OK
 
 
+def cmd_runs(args) -> int:
+    from keel.registry import runs
+
+    workdir = _workdir(args)
+    found = runs.list_runs(workdir)
+    _emit([r.to_dict() for r in found], runs.render(found, workdir), args.json)
+    return EXIT_OK
+
+
 def cmd_models(args) -> int:
     from keel.registry import stages as registry
 
@@ -416,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
         "model", nargs="?", default="latest", help="a pushed version, a run id, an artifact id, or latest (default)"
     )
     lineage.set_defaults(func=cmd_lineage)
+
+    runs = commands.add_parser(
+        "runs", parents=queries, help="every pipeline run: time, what ran, spec changes, hparams, metrics, push"
+    )
+    runs.set_defaults(func=cmd_runs)
 
     models = commands.add_parser("models", help="the registry of pushed versions and their stages")
     actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -29,6 +29,7 @@ from keel.core.tasks import METRICS, POSITIVE_CLASS_INDEX, metric_problem
 from keel.data.features import LABEL_VOCABULARY, LABEL_WEIGHT, FeatureSet, dtype_kind, split_features
 from keel.executors import warm_start
 from keel.executors.signatures import save_serving_model
+from keel.executors.training import tensorboard
 from keel.executors.training.jit import choose_jit
 from keel.executors.training.precision import dtype_policy, resolve_precision
 from keel.executors.training.record import describe_record, training_record, write_training_record
@@ -241,11 +242,17 @@ def run_fn(fn_args) -> None:
         model = _compile(_scaled(model, moments), config, jit.jit_compile)
     train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
+    logged = tensorboard.callbacks(fn_args.model_run_dir, fn_args.train_steps)  # `tensorboard --logdir`
     history = model.fit(
-        train, epochs=1, steps_per_epoch=fn_args.train_steps, verbose=0, callbacks=[_Progress(fn_args.train_steps)]
+        train,
+        epochs=1,
+        steps_per_epoch=fn_args.train_steps,
+        verbose=0,
+        callbacks=[_Progress(fn_args.train_steps), *logged],
     )
     validation = model.evaluate(evaluation, steps=fn_args.eval_steps, verbose=0, return_dict=True)
     print("    Trainer: validation " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()), flush=True)
+    tensorboard.write_validation(fn_args.model_run_dir, fn_args.train_steps, validation)
 
     save_serving_model(model, tf_transform_output, features, fn_args.serving_model_dir)
     report = {

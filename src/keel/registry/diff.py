@@ -58,6 +58,12 @@ def spec_changes(a: dict, b: dict) -> list[dict]:
     return changes
 
 
+def change_text(change: dict) -> str:
+    """One of `spec_changes` as text: "train.steps: 200 -> 250" ("(absent)" for a side without the field)."""
+    a, b = ("(absent)" if side in change["absent"] else repr(change[side]) for side in ("a", "b"))
+    return f"{change['field']}: {a} -> {b}"
+
+
 def _schema(record: Lineage):
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
@@ -201,9 +207,7 @@ def render(d: dict) -> str:
     spec = d["spec"]
     if spec["path"]["a"] != spec["path"]["b"]:
         lines.append(f"  file: {spec['path']['a']} -> {spec['path']['b']}")
-    for c in spec["changes"]:
-        a, b = ("(absent)" if side in c["absent"] else repr(c[side]) for side in ("a", "b"))
-        lines.append(f"  {c['field']}: {a} -> {b}")
+    lines += [f"  {change_text(c)}" for c in spec["changes"]]
     if not spec["changes"]:
         lines.append("  no field changed")
     data = d["data"]

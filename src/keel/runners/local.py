@@ -147,6 +147,7 @@ def _record(spec: Spec, prepared: _Prepared, executed: _Executed):
                 "keel_data": json.dumps(prepared.provenance, sort_keys=True),
                 "keel_code": json.dumps(code_provenance(spec.resolve(spec.model.module)), sort_keys=True),
                 "keel_cpu_seconds": json.dumps(executed.cpu_seconds, sort_keys=True),
+                "keel_seconds": f"{executed.seconds:.3f}",  # wall time, read by `keel runs`
             },
         )
     return collect_summary(

@@ -10,6 +10,7 @@ from keel.mlmd import evaluation, text
 from keel.mlmd import store as metadata
 from keel.pipeline.nodes import EVALUATOR, PUSHER, TRAINER
 
+EVENT_FILES = "events.out.tfevents.*"  # how TensorFlow's summary writers name their files
 STATE_WORDS = {
     "COMPLETE": "ran",
     "CACHED": "cached",
@@ -42,6 +43,7 @@ class RunSummary:
     model_uri: str | None = None
     training: str | None = None  # placement, precision and the XLA choice (keel.executors.training.record)
     pushed_to: str | None = None
+    tensorboard_logdir: str | None = None  # the Trainer's model_run directory, when it holds TensorBoard logs
 
     def status_of(self, node_id: str) -> str:
         return next((c.status for c in self.components if c.node_id == node_id), "not run")
@@ -56,6 +58,8 @@ class RunSummary:
             lines.append(f"  {c.node_id:<22} {c.status:<12} {took}")
         if self.training:
             lines.append(f"  training: {self.training}")
+        if self.tensorboard_logdir:
+            lines.append(f"  tensorboard: tensorboard --logdir {self.tensorboard_logdir}")
         if self.metrics:
             judged_first = sorted(self.metrics, key=lambda k: (k not in METRICS, k))
             shown = ", ".join(f"{k} {text.number(self.metrics[k])}{_direction(k)}" for k in judged_first)
@@ -73,6 +77,11 @@ class RunSummary:
 def _direction(metric: str) -> str:
     known = METRICS.get(metric)
     return f" ({known.direction})" if known else ""
+
+
+def has_event_files(logdir: str) -> bool:
+    """Whether a directory holds TensorBoard event files (runs before keel wrote them have none)."""
+    return any(Path(logdir).glob(f"*/{EVENT_FILES}"))
 
 
 def collect_summary(
@@ -100,6 +109,9 @@ def collect_summary(
     summary.model_uri = model.uri if model else None
     record = read_training_record(model.uri) if model else None
     summary.training = describe_record(record) if record else None
+    model_run = output(TRAINER, "model_run")
+    if model_run is not None and has_event_files(model_run.uri):
+        summary.tensorboard_logdir = model_run.uri
     if EVALUATOR in executions:
         judged = evaluation.read(store, executions[EVALUATOR].execution)
         summary.metrics, summary.blessed, summary.blessing_reasons = (
