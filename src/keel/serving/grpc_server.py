@@ -39,7 +39,7 @@ from tensorflow_serving.apis import (
 from keel.executors.signatures import CLASSIFY_METHOD, REGRESS_METHOD
 from keel.serving import grpc_codec
 from keel.serving.codec import RequestError
-from keel.serving.service import ApiError, InvalidArgument, ModelFailed, Models
+from keel.serving.service import ApiError, InvalidArgument, ModelFailed, Models, quoted
 from keel.serving.versions import LoadedVersion, ServingError
 
 log = logging.getLogger("keel.serve")
@@ -99,7 +99,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             unknown = sorted(set(request.output_filter) - set(outputs_known))
             if unknown:
                 raise InvalidArgument(
-                    f"output_filter: no output {unknown[0]!r} in signature {signature!r}; it has: "
+                    f"output_filter: no output {quoted(unknown[0])} in signature {quoted(signature)}; it has: "
                     f"{', '.join(sorted(outputs_known))}"
                 )
         except ApiError as e:

@@ -61,6 +61,17 @@ def method_names(loaded: LoadedVersion) -> str:
     )
 
 
+SHOWN_CHARACTERS = 80
+
+
+def quoted(value) -> str:
+    """A client-sent name as an error shows it: quoted, and cut to SHOWN_CHARACTERS so an answer stays one short line."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARACTERS or not isinstance(value, str):
+        return text
+    return f"{value[: SHOWN_CHARACTERS - 30]!r}... ({len(value)} characters)"
+
+
 class ApiError(Exception):
     """A request the server answers with an error: `http_status` for REST, `grpc_code` for gRPC."""
 
@@ -223,20 +234,20 @@ class ModelServer:
                 shown = ", ".join(f"{k} (version {v})" for k, v in sorted(labels.items())) or (
                     "none (a label is a registry stage: keel models promote)"
                 )
-                raise NotFound(f"model {self.name!r} has no label {label!r}; its labels: {shown}")
+                raise NotFound(f"model {self.name!r} has no label {quoted(label)}; its labels: {shown}")
             if labels[label] != current.version:
                 failed = self.failed.get(labels[label])
                 why = f" (it failed to load: {failed[1]})" if failed else ""
                 raise NotFound(
-                    f"label {label!r} of {self.name!r} names version {labels[label]}, which is not loaded{why}; "
+                    f"label {quoted(label)} of {self.name!r} names version {labels[label]}, which is not loaded{why}; "
                     f"the loaded version is {current.version} (the production version, else the newest)"
                 )
             return current
         if version is not None and version != current.version:
             if not version.isdigit():
-                raise NotFound(f"version {version!r} is not a version number")
+                raise NotFound(f"version {quoted(version)} is not a version number")
             raise NotFound(
-                f"version {version!r} of {self.name!r} is not being served; the served version is {current.version}"
+                f"version {quoted(version)} of {self.name!r} is not being served; the served version is {current.version}"
             )
         return current
 
@@ -315,13 +326,15 @@ class Models:
             return self.servers[name]
         except KeyError:
             raise NotFound(
-                f"model {name!r} is not served here; this server serves: {', '.join(self.names())}"
+                f"model {quoted(name)} is not served here; this server serves: {', '.join(self.names())}"
             ) from None
 
     def resolve(self, name: str, version: str | None = None, label: str | None = None) -> LoadedVersion:
         """The loaded version of `name` for a version number or a label (neither: the served one)."""
         if version is not None and label is not None:
-            raise InvalidArgument(f"model {name!r}: give a version or a label, not both ({version!r}, {label!r})")
+            raise InvalidArgument(
+                f"model {quoted(name)}: give a version or a label, not both ({quoted(version)}, {quoted(label)})"
+            )
         return self.server(name).served(version, label)
 
     def status(self, name: str, version: str | None = None, label: str | None = None) -> list[dict]:
@@ -336,7 +349,7 @@ class Models:
         signature = name or loaded.default_signature
         if signature not in loaded.signature_inputs:
             raise InvalidArgument(
-                f"signature {signature!r} not found; version {loaded.version} has: "
+                f"signature {quoted(signature)} not found; version {loaded.version} has: "
                 f"{', '.join(sorted(loaded.signature_defs))}"
             )
         return signature
@@ -358,12 +371,12 @@ class Models:
         if has != method:
             raise InvalidArgument(
                 f"Expected {kind} signature method_name to be {method}. Was: {has or 'none'} "
-                f"(signature {signature!r}); version {loaded.version} of {loaded.name!r} has: {method_names(loaded)}"
+                f"(signature {quoted(signature)}); version {loaded.version} of {loaded.name!r} has: {method_names(loaded)}"
             )
         inputs = loaded.signature_inputs[signature]
         if list(inputs) != ["inputs"]:
             raise InvalidArgument(
-                f"{kind} signature {signature!r} takes {', '.join(sorted(inputs))}; expected one input 'inputs'"
+                f"{kind} signature {quoted(signature)} takes {', '.join(sorted(inputs))}; expected one input 'inputs'"
             )
         return signature
 
