@@ -139,3 +139,16 @@ def wait_for_logged(log_dir: Path, count: int, seconds: float = 30) -> list:
         if len(records) >= count or time.monotonic() > deadline:
             return records
         time.sleep(0.2)
+
+
+def grpc_served(workdir: Path, root: Path) -> Server:
+    """A `keel serve` of a copy of `workdir`'s pushed models, with TF Serving's gRPC stubs attached."""
+    import grpc
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+    server = Server(serving_copy(workdir, root / "work"), root / "logs")
+    server.channel = grpc.insecure_channel(grpc_address(server))
+    server.predictions = prediction_service_pb2_grpc.PredictionServiceStub(server.channel)
+    server.models = model_service_pb2_grpc.ModelServiceStub(server.channel)
+    server.version = server.client.get("/v1/models/penguin").json()["model_version_status"][0]["version"]
+    return server

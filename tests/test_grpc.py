@@ -12,7 +12,6 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
@@ -20,17 +19,20 @@ from tensorflow_serving.apis import (
 
 from keel.cli import main
 
-from serving_helpers import FEATURES, Server, eval_examples, grpc_address, instance, logged_requests, serving_copy
+from serving_helpers import (
+    FEATURES,
+    Server,
+    eval_examples,
+    grpc_address,
+    grpc_served,
+    instance,
+    logged_requests,
+)
 
 
 @pytest.fixture(scope="module")
 def served(penguin_runs, tmp_path_factory):
-    root = tmp_path_factory.mktemp("grpc")
-    server = Server(serving_copy(penguin_runs.workdir, root / "work"), root / "logs")
-    server.channel = grpc.insecure_channel(grpc_address(server))
-    server.predictions = prediction_service_pb2_grpc.PredictionServiceStub(server.channel)
-    server.models = model_service_pb2_grpc.ModelServiceStub(server.channel)
-    server.version = server.client.get("/v1/models/penguin").json()["model_version_status"][0]["version"]
+    server = grpc_served(penguin_runs.workdir, tmp_path_factory.mktemp("grpc"))
     yield server
     server.channel.close()
     code, out = server.stop()

@@ -26,13 +26,11 @@ from tensorflow_serving.apis import (
     get_model_status_pb2,
     input_pb2,
     model_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
-    prediction_service_pb2_grpc,
     regression_pb2,
 )
 
-from serving_helpers import FEATURES, Server, eval_examples, grpc_address, instance, serving_copy
+from serving_helpers import FEATURES, eval_examples, grpc_served, instance
 
 REFUSALS = {  # the codes TF Serving answers a bad request with; INTERNAL and UNKNOWN are bugs
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -210,13 +208,8 @@ def example_inputs(draw) -> input_pb2.Input:
 
 @pytest.fixture(scope="module")
 def served(penguin_runs, tmp_path_factory):
-    root = tmp_path_factory.mktemp("grpc-fuzz")
-    server = Server(serving_copy(penguin_runs.workdir, root / "work"), root / "logs")
-    server.channel = grpc.insecure_channel(grpc_address(server))
-    server.predictions = prediction_service_pb2_grpc.PredictionServiceStub(server.channel)
-    server.models = model_service_pb2_grpc.ModelServiceStub(server.channel)
-    version = server.client.get("/v1/models/penguin").json()["model_version_status"][0]["version"]
-    VERSIONS[:] = [int(version)]
+    server = grpc_served(penguin_runs.workdir, tmp_path_factory.mktemp("grpc-fuzz"))
+    VERSIONS[:] = [int(server.version)]
     INPUT_DTYPES.update(input_dtypes(server))
     EVAL_EXAMPLES[:] = eval_examples(penguin_runs.workdir)[:20]
     server.good = good_request([instance(e, FEATURES) for e in EVAL_EXAMPLES[:3]])

@@ -98,13 +98,19 @@ def dumps(answer: dict) -> bytes:
     return json.dumps(answer, ensure_ascii=False, allow_nan=True, separators=(",", ":")).encode()
 
 
+def _signature_name(body: dict) -> str | None:
+    """A body's optional `signature_name`; RequestError unless it is a string."""
+    name = body.get("signature_name")
+    if name is not None and not isinstance(name, str):
+        raise RequestError(f"'signature_name' must be a string, got {_shown(name)}")
+    return name
+
+
 def parse_body(body) -> Request:
     """Splits a decoded JSON predict body into columns of raw Python values (not yet typed)."""
     if not isinstance(body, dict):
         raise RequestError(f"the body must be a JSON object with 'instances' or 'inputs', got {type(body).__name__}")
-    signature_name = body.get("signature_name")
-    if signature_name is not None and not isinstance(signature_name, str):
-        raise RequestError(f"'signature_name' must be a string, got {_shown(signature_name)}")
+    signature_name = _signature_name(body)
     unknown = sorted(set(body) - {"instances", "inputs", "signature_name"})
     if unknown:
         raise RequestError(
@@ -295,9 +301,7 @@ def parse_examples_body(body) -> ExamplesRequest:
             f"unknown key {_shown(unknown[0])} in the body; expected 'examples' and optionally "
             "'context' and 'signature_name'"
         )
-    signature_name = body.get("signature_name")
-    if signature_name is not None and not isinstance(signature_name, str):
-        raise RequestError(f"'signature_name' must be a string, got {_shown(signature_name)}")
+    signature_name = _signature_name(body)
     context = body.get("context", {})
     if not isinstance(context, dict):
         raise RequestError(f"'context' must be an object of feature -> value, got {_shown(context)}")
