@@ -1,11 +1,11 @@
 """TF Serving's gRPC messages to numpy and back: TensorProto inputs, tf.Example inputs, results.
 
-Inputs are read with `tf.make_ndarray` and checked against the signature: every input present and
-no other, a shape the signature accepts, one batch size across inputs, and a dtype that is the
-signature's or converts to it without loss (int32 or float32 to float64; TF Serving itself takes
-only the exact dtype). Infinity is refused naming the input, as over REST: keel's models are
+Inputs are read as `tf.make_ndarray` would (keel.serving.tensors) and checked against the
+signature: every input present and no other, a shape the signature accepts, one batch size across
+inputs, and a dtype that is the signature's or converts to it without loss (int32 or float32 to
+float64; TF Serving itself takes only the exact dtype). Infinity is refused naming the input, as over REST: keel's models are
 trained on finite data only. NaN is taken: it is how a TensorProto says a number is missing, as
-`null` does in REST. Outputs are written with `tf.make_tensor_proto`. A request that does not
+`null` does in REST. Outputs are written as `tf.make_tensor_proto` would. A request that does not
 fit raises `codec.RequestError`, as a REST body that does not fit does; the server answers it
 with INVALID_ARGUMENT.
 """
@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
 
+from keel.serving import tensors
 from keel.serving.codec import RequestError, classifications, regressions
 
 MAX_ELEMENTS = 1 << 22  # per input tensor: a TensorProto may declare a shape far larger than the values it sends
@@ -30,7 +31,7 @@ def to_array(name: str, proto: tensor_pb2.TensorProto) -> np.ndarray:
     if math.prod(dims) > MAX_ELEMENTS:
         raise RequestError(f"input {name!r}: shape {dims} is over the limit of {MAX_ELEMENTS} elements per input")
     try:
-        return tf.make_ndarray(proto)
+        return tensors.to_ndarray(proto, dims)
     except (TypeError, ValueError) as e:
         raise RequestError(
             f"input {name!r}: not a readable {_dtype_name(proto.dtype)} tensor of shape {dims}: {e}"
@@ -50,7 +51,9 @@ def _dtype_name(dtype: int) -> str:
 
 def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     """The TensorProto of an output array."""
-    return tf.make_tensor_proto(array)
+    proto = tensor_pb2.TensorProto()
+    tensors.fill(proto, array)
+    return proto
 
 
 def _typed(name: str, array: np.ndarray, dtype: tf.DType) -> np.ndarray:

@@ -28,6 +28,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from keel.serving import tensors
+
 log = logging.getLogger("keel.serve")
 
 FILE_GLOB = "prediction_log-*.tfrecord"
@@ -58,24 +60,12 @@ def to_prediction_log(entry: LoggedRequest) -> prediction_log_pb2.PredictionLog:
     request.model_spec.CopyFrom(meta.model_spec)
     request.client_id = entry.request_id.encode()
     for name, values in entry.inputs.items():
-        _fill_tensor(request.inputs[name], values)
+        tensors.fill(request.inputs[name], values)
     response = record.predict_log.response
     response.model_spec.CopyFrom(meta.model_spec)
     for name, values in entry.outputs.items():
-        _fill_tensor(response.outputs[name], values)
+        tensors.fill(response.outputs[name], values)
     return record
-
-
-def _fill_tensor(proto, values: np.ndarray) -> None:
-    """Writes `values` into a TensorProto as tf.make_tensor_proto would, at a fraction of its cost."""
-    for size in values.shape:
-        proto.tensor_shape.dim.add(size=size)
-    if values.dtype == object:
-        proto.dtype = tf.string.as_datatype_enum
-        proto.string_val.extend(values.reshape(-1).tolist())
-    else:
-        proto.dtype = tf.as_dtype(values.dtype).as_datatype_enum
-        proto.tensor_content = np.ascontiguousarray(values).tobytes()
 
 
 class RequestLogWriter:

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from keel.executors.signatures import CLASSIFY_METHOD, REGRESS_METHOD
-from keel.serving import versions
+from keel.serving import heap, versions
 from keel.serving.batching import MicroBatcher
 from keel.serving.config import ServeConfig
 from keel.serving.metrics import Metrics
@@ -209,6 +209,7 @@ class ModelServer:
         self.log_dir = source.log_dir
         self.request_log = RequestLogWriter(self.log_dir, config.log_sample_rate, config.log_max_bytes)
         self.requests = 0
+        self.replaced = False  # a new version was swapped in and the heap not settled since
 
     def _load_at_start(self, chosen: str) -> LoadedVersion:
         """Loads `chosen`, or else the newest older version that loads, so one bad push cannot keep the
@@ -267,6 +268,9 @@ class ModelServer:
         seen: dict[str, tuple] = {}
         while True:
             await asyncio.sleep(self.config.poll_seconds)
+            if self.replaced:  # a poll after the swap, when requests running on the old version have finished
+                self.replaced = False
+                heap.settle()
             try:
                 await self._look(seen)
             except Exception:  # a bad new version must not stop the server; the current one keeps serving
@@ -300,6 +304,7 @@ class ModelServer:
         self.failed.pop(target, None)
         previous = self.current
         self.current, self.labels = loaded, labels  # no await between: requests see both move together
+        self.replaced = True
         print(f"now serving {self.name} version {loaded.version} (was {previous.version})", flush=True)
 
 
@@ -439,6 +444,7 @@ class Models:
         for server in self.servers.values():
             server.request_log.start()
         self._watchers = [asyncio.create_task(s.watch()) for s in self.servers.values()]
+        heap.settle()
 
     async def stop(self) -> None:
         """Stops the watchers, drains the batcher, then writes and closes the request logs."""
