@@ -103,6 +103,15 @@ def test_shifted_traffic_raises_alerts_naming_exactly_the_shifted_features(pengu
     assert result.returncode == 3, result.stdout + result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert {a["feature"] for a in report["alerts"]} == {"body_mass_g", "island"}
+    skew = report["features"]["body_mass_g"]["skew"]
+    assert skew["verdict"] == "shifted" and skew["value"] > skew["noise_floor"] > 0
+    assert any(
+        a["description"].startswith("Jensen-Shannon divergence")
+        and f"over {report['rows']} rows" in a["description"]
+        and a["tfdv_description"]
+        for a in report["alerts"]
+        if a["kind"] == "skew"
+    )
     kinds = {(a["feature"], a["kind"]) for a in report["alerts"]}
     assert {
         ("body_mass_g", "skew"),
@@ -117,6 +126,28 @@ def test_shifted_traffic_raises_alerts_naming_exactly_the_shifted_features(pengu
     page = (out / "report.html").read_text()
     assert '<div class="feature flagged"><h3>body_mass_g</h3>' in page
     assert '<div class="feature"><h3>bill_length_mm</h3>' in page
+
+
+def test_a_small_sample_of_eval_rows_raises_no_alert_and_says_why(penguin_runs, traffic):
+    """13 eval rows: TFDV alone finds divergences above the threshold, but random windows of 13
+    training rows show as much, so nothing alerts, and each such check says so."""
+    records = [r.numpy() for r in tf.data.TFRecordDataset(sorted(traffic.clean_logs.glob("*.tfrecord")))]
+    few = traffic.root / "few-logs"
+    few.mkdir()
+    with tf.io.TFRecordWriter(str(few / "prediction_log-20261202T000000Z-1-00001.tfrecord")) as writer:
+        for record in records[:: len(records) // 13][:13]:  # spread over the eval split, as random traffic is
+            writer.write(record)
+    result = monitor(penguin_runs.workdir, few, traffic.root / "few-report")
+    assert result.summary["rows"] == 13
+    assert result.alerts == [], result.render()
+    skew = {name: measured["skew"] for name, measured in result.summary["features"].items()}
+    above = {name for name, m in skew.items() if m["value"] > m["threshold"]}
+    assert above, "TFDV alone would have raised no alert: the test shows nothing"
+    for name in above:
+        assert skew[name]["verdict"].startswith(("within chance", "too few rows to judge (n=13")), skew[name]
+        assert skew[name]["noise_floor"] > skew[name]["threshold"] and skew[name]["rows"] == 13
+    rendered = result.render()
+    assert "0 alert(s)" in rendered and any(f"{name}: skew: " in rendered for name in above)
 
 
 def test_wrong_labels_raise_a_live_accuracy_alert(penguin_runs, traffic):

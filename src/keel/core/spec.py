@@ -186,6 +186,13 @@ class MonitorSection(_Section):
         description="regression: largest allowed rise of the live error (--labels) over the eval error, "
         "as a fraction of it (0.1: 10% worse)",
     )
+    false_alarm_rate: float = Field(
+        default=0.01,
+        gt=0.0,
+        lt=0.5,
+        description="how often a check may alert on chance alone: skew and drift alert only above the value "
+        "that random windows of training rows of the same size exceed this often (the noise floor)",
+    )
 
 
 LITE_VARIANTS = ("float32", "float16", "dynamic", "int8")  # keel.export.variants converts each of these

@@ -26,6 +26,7 @@ class TrainingLineage:
     model_uri: str
     schema_file: Path
     train_statistics_file: Path
+    examples_uri: str  # the ExampleGen output the model was trained on (its Split-train is the training data)
     evaluation_uri: str | None
     spec: dict
 
@@ -66,6 +67,7 @@ def training_lineage(workdir: Path, version: str) -> TrainingLineage:
         model_uri=model.uri,
         schema_file=local_path(schema.uri, workdir) / lineage.SCHEMA_FILE,
         train_statistics_file=lineage.statistics_file(str(local_path(statistics.uri, workdir))),
+        examples_uri=str(local_path(examples.uri, workdir)),
         evaluation_uri=str(local_path(evaluated.uri, workdir)) if evaluated else None,
         spec=_run_spec(store, model),
     )

@@ -3,7 +3,9 @@
 `monitor()` reads the request logs of one model version, computes their statistics with TFDV,
 finds the version's schema and training statistics through ML Metadata, and checks the schema
 (SERVING environment), skew (training vs serving) and drift (the window before `--since` vs the one
-after). With labels it also measures the model on live traffic: for classification live accuracy
+after). Skew and drift alert only above the noise floor as well as the threshold: what random
+windows of training rows of the same size exceed `false_alarm_rate` of the time
+(keel.monitoring.noise). With labels it also measures the model on live traffic: for classification live accuracy
 against the eval accuracy (`accuracy_drop`); for regression live MAE and RMSE, the spec's eval
 metric against its eval value (`error_increase`). Thresholds come from the `[monitor]` section of
 the spec recorded with the newest run that trained or reused the model.
@@ -20,11 +22,14 @@ import tensorflow_data_validation as tfdv
 
 from keel.core.spec import MonitorSection
 from keel.core.tasks import metric_of
+from keel.export.examples import read_split
 from keel.mlmd.training_data import training_lineage
-from keel.monitoring import checks, logs
+from keel.monitoring import checks, logs, noise
 from keel.monitoring.checks import Alert, Thresholds
 from keel.monitoring.logs import LogError
 from keel.monitoring.report import describe_error, write_reports
+
+MAX_TRAINING_ROWS = 50_000  # the training rows noise floors are drawn from, at most
 
 
 @dataclasses.dataclass
@@ -52,6 +57,10 @@ class MonitorReport:
             lines.append(f"  {describe_error(s['error'])}")
         for path in s.get("truncated_files", []):
             lines.append(f"  skipped the torn last record of {path} (its writer was stopped mid-record)")
+        for feature, measured in s["features"].items():
+            for kind, m in measured.items():
+                if m["verdict"].startswith(("too few", "within chance")):
+                    lines.append(f"  {feature}: {kind}: {m['verdict']}")
         for alert in self.alerts:
             lines.append(f"  alert: {alert.feature}: {alert.kind}: {alert.description.strip()}")
         lines.append(f"  {len(self.alerts)} alert(s); report: {self.html}, {self.json}")
@@ -68,7 +77,13 @@ def _iso(seconds: float) -> str:
 
 def _thresholds(spec: dict) -> Thresholds:
     section = MonitorSection.model_validate(spec.get("monitor", {}))
-    return Thresholds(section.skew_threshold, section.drift_threshold, section.accuracy_drop, section.error_increase)
+    return Thresholds(
+        section.skew_threshold,
+        section.drift_threshold,
+        section.accuracy_drop,
+        section.error_increase,
+        section.false_alarm_rate,
+    )
 
 
 def _read_labels(path: Path) -> dict[str, str]:
@@ -222,8 +237,32 @@ def monitor(
     serving = checks.statistics([r.example for r in rows])
     before = checks.statistics([r.example for r in previous_rows]) if previous_rows else None
     served = sorted(".".join(f.path.step) for f in serving.datasets[0].features)
-    alerts, skew, drift = checks.check(
-        train, serving, before, checks.monitoring_schema(schema, set(served), thresholds)
+    judged_schema = checks.monitoring_schema(schema, set(served), thresholds)
+    alerts, skew, drift = checks.check(train, serving, before, judged_schema)
+    sample = noise.TrainingSample(read_split(lineage.examples_uri, "train", MAX_TRAINING_ROWS), set(served), train)
+    floors = noise.floors(
+        sample, judged_schema, len(rows), len(previous_rows), thresholds.skew, thresholds.false_alarm_rate
+    )
+    rate = thresholds.false_alarm_rate
+    alerts = checks.calibrated(
+        alerts,
+        skew,
+        "skew",
+        floors.skew,
+        len(rows),
+        f"random windows of {len(rows)} training rows",
+        rate,
+        floors.rows_needed,
+        sample.rows,
+    )
+    alerts = checks.calibrated(
+        alerts,
+        drift,
+        "drift",
+        floors.drift,
+        len(rows),
+        f"pairs of random windows of {len(rows)} and {len(previous_rows)} training rows",
+        rate,
     )
     accuracy = error = None
     if labels is not None:
@@ -243,6 +282,7 @@ def monitor(
         "window": {"since": since, "from": _iso(current[0].time), "to": _iso(current[-1].time)},
         "previous_rows": len(previous_rows),
         "thresholds": dataclasses.asdict(thresholds),
+        "noise_floors": {"resamples": noise.RESAMPLES, "training_rows": sample.rows},
         "training_statistics": str(lineage.train_statistics_file),
         "schema": str(lineage.schema_file),
         "served_features": served,

@@ -23,6 +23,7 @@ class Alert:
     kind: str  # schema | skew | drift | accuracy | error
     reason: str  # TFDV's anomaly type, e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES
     description: str
+    tfdv_description: str = ""  # TFDV's own sentence, where keel's description replaces it
 
 
 @dataclasses.dataclass
@@ -31,6 +32,7 @@ class Thresholds:
     drift: float
     accuracy_drop: float
     error_increase: float = 0.1
+    false_alarm_rate: float = 0.01
 
 
 def statistics(examples: list[bytes]) -> statistics_pb2.DatasetFeatureStatisticsList:
@@ -95,3 +97,60 @@ def check(train: statistics_pb2.DatasetFeatureStatisticsList, serving, previous,
     skew = tfdv.validate_statistics(train, schema, environment="TRAINING", serving_statistics=serving)
     alerts += _alerts(skew, lambda r: "skew" if _is_comparator(r) else None)
     return alerts, _measurements(skew, "skew_measurements"), _measurements(current, "drift_measurements")
+
+
+_MEASURES = {"JENSEN_SHANNON_DIVERGENCE": "Jensen-Shannon divergence", "L_INFTY": "L-infinity distance"}
+
+
+def calibrated(
+    alerts: list[Alert],
+    measurements: dict[str, dict],
+    kind: str,
+    floors: dict[str, float],
+    rows: int,
+    chance: str,
+    false_alarm_rate: float,
+    rows_needed: dict[str, int | None] | None = None,
+    training_rows: int = 0,
+):
+    """The `kind` (skew or drift) alerts that exceed their noise floor too, and each measurement's verdict.
+
+    Adds `noise_floor`, `rows` and `verdict` to each of `measurements` (in place); returns the
+    alerts of other kinds unchanged, those of `kind` only where the value is above both the
+    threshold and the floor, with keel's description (n, value, threshold, floor). `chance` says
+    what the floors were measured on ("random windows of 13 training rows").
+    """
+    for feature, m in measurements.items():
+        floor = floors.get(feature, 0.0)
+        m["noise_floor"], m["rows"] = floor, rows
+        if m["value"] > m["threshold"] and m["value"] > floor:
+            m["verdict"] = "shifted"
+        elif m["value"] > m["threshold"]:
+            m["verdict"] = f"within chance: {chance} reach {floor:.3f}"
+        elif floor > m["threshold"]:
+            if rows_needed is None:  # not searched (drift): say what chance gives at this size
+                more = f"{chance} reach {floor:.3f}"
+            elif rows_needed.get(feature):
+                more = f"need about {rows_needed[feature]}"
+            else:
+                more = f"more than the {training_rows} training rows"
+            m["verdict"] = f"too few rows to judge (n={rows}, {more})"
+        else:
+            m["verdict"] = "no shift"
+    kept = []
+    for alert in alerts:
+        m = measurements.get(alert.feature)
+        if alert.kind != kind or m is None:
+            kept.append(alert)
+        elif m["verdict"] == "shifted":
+            measure = _MEASURES.get(m["measure"], m["measure"])
+            kept.append(
+                dataclasses.replace(
+                    alert,
+                    description=f"{measure} {m['value']:.3f} over {rows} rows: above the threshold {m['threshold']:g} "
+                    f"and the noise floor {m['noise_floor']:.3f} (what {chance} exceed "
+                    f"{false_alarm_rate:g} of the time)",
+                    tfdv_description=alert.description,
+                )
+            )
+    return kept

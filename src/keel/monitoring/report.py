@@ -90,6 +90,9 @@ def describe_error(error: dict) -> str:
     return line + f" (eval {error['metric']} {error['eval']:.4g}; alert above {error['bound']:.4g})"
 
 
+FLAGGED_ROW = ' class="flagged"'
+
+
 def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]:
     """Writes report.json (`summary`) and report.html into `out`; returns both paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -100,10 +103,17 @@ def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]
     alert_rows = (
         "".join(
             f"<tr><td>{html.escape(a['feature'])}</td><td>{a['kind']}</td><td>{a['reason']}</td>"
-            f"<td>{html.escape(a['description'])}</td></tr>"
+            f"<td>{html.escape(a.get('tfdv_description') or a['description'])}</td></tr>"
             for a in summary["alerts"]
         )
         or '<tr><td colspan="4">no alerts</td></tr>'
+    )
+    summary_rows = "".join(
+        f"<tr{FLAGGED_ROW if m['verdict'] == 'shifted' else ''}><td>{html.escape(name)}</td><td>{kind}</td>"
+        f"<td>{m['value']:.3f}</td><td>{m['threshold']:g}</td><td>{m['noise_floor']:.3f}</td><td>{m['rows']}</td>"
+        f"<td>{html.escape(m['verdict'])}</td></tr>"
+        for name, measured in summary["features"].items()
+        for kind, m in measured.items()
     )
     sections = []
     for name in summary["served_features"]:
@@ -112,7 +122,9 @@ def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]
         plot = _numeric_svg(t, s) if numeric else _categorical_svg(t, s)
         measured = summary["features"].get(name, {})
         lines = [
-            f"{kind}: {m['measure']} {m['value']:.4f} (threshold {m['threshold']:g})" for kind, m in measured.items()
+            f"{kind}: {m['measure']} {m['value']:.4f} (threshold {m['threshold']:g}, noise floor "
+            f"{m['noise_floor']:.4f}): {m['verdict']}"
+            for kind, m in measured.items()
         ]
         flagged = any(a["feature"] == name for a in summary["alerts"])
         sections.append(
@@ -136,17 +148,22 @@ def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]
 body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
 .feature {{ display: inline-block; margin: 0 2em 2em 0; vertical-align: top; }}
-.flagged h3 {{ color: #c0392b; }} .key span {{ padding: 0 6px; color: white; }}
+.flagged h3, tr.flagged td {{ color: #c0392b; }} .key span {{ padding: 0 6px; color: white; }}
 </style></head><body>
 <h1>{html.escape(summary["model"])} version {summary["version"]}: {len(summary["alerts"])} alert(s)</h1>
 <p>{summary["rows"]} rows in {summary["requests"]} requests, {html.escape(window["from"] or "-")} to
 {html.escape(window["to"] or "-")}; previous window: {summary["previous_rows"]} rows.</p>
 {labelled_html}
-<h2>Anomalies</h2>
-<table><tr><th>feature</th><th>kind</th><th>reason</th><th>description</th></tr>{alert_rows}</table>
+<h2>Summary</h2>
+<table id="summary"><tr><th>feature</th><th>check</th><th>value</th><th>threshold</th><th>noise floor</th>
+<th>rows</th><th>verdict</th></tr>{summary_rows}</table>
+<p>An alert needs the value above the threshold and above the noise floor: what random windows of
+training rows of the same size exceed {summary["thresholds"]["false_alarm_rate"]:g} of the time.</p>
 <h2>Training vs serving</h2>
 <p class="key"><span style="background:{_TRAIN}">training</span> <span style="background:{_SERVING}">serving</span></p>
 {"".join(sections)}
+<h2>Alerts, in TFDV's words</h2>
+<table><tr><th>feature</th><th>kind</th><th>reason</th><th>TFDV's description</th></tr>{alert_rows}</table>
 </body></html>
 """
     html_path.write_text(page)
