@@ -160,7 +160,7 @@ def test_wrong_labels_raise_a_live_accuracy_alert(penguin_runs, traffic):
         labels=write_labels(traffic.root / "wrong.csv", wrong),
     )
     assert [(a.feature, a.kind) for a in report.alerts] == [("species", "accuracy")]
-    assert report.summary["accuracy"]["live"] < 0.5
+    assert report.summary["accuracy"]["live"] < report.summary["accuracy"]["upper_bound"] < 0.5
 
 
 def test_monitor_errors_name_what_is_wrong(penguin_runs, traffic, tmp_path):
@@ -252,8 +252,10 @@ def test_labels_far_off_raise_a_live_error_alert_naming_the_metric_and_bound(mas
     assert error["live"] == error["rmse"] > 2 * error["eval"] and error["bound"] == pytest.approx(1.1 * error["eval"])
     assert (
         f"alert: body_mass_g: error: live root_mean_squared_error {error['rmse']:.4g} on {len(off)} labelled rows "
-        f"is above {error['bound']:.4g}, the eval root_mean_squared_error {error['eval']:.4g} + 10%"
+        f"is above {error['bound']:.4g}, the eval root_mean_squared_error {error['eval']:.4g} + 10% "
+        f"(at least {error['lower_bound']:.4g} at false alarm rate 0.01)"
     ) in result.stdout
+    assert error["bound"] < error["lower_bound"] < error["live"]
 
 
 def test_regression_labels_that_are_not_numbers_are_refused(mass_run, mass_traffic, tmp_path):

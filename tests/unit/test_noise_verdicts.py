@@ -58,3 +58,14 @@ def test_drift_says_what_chance_gives_where_the_rows_needed_were_not_searched():
     assert measured["sex"]["verdict"] == (
         "too few rows to judge (n=58, pairs of random windows of 58 and 58 training rows reach 0.250)"
     )
+
+
+def test_wilson_upper_bound_of_live_accuracy():
+    from keel.monitoring import wilson_upper
+
+    assert wilson_upper(0, 13, 0.025) == pytest.approx(0.2281, abs=1e-4)  # the textbook 95% interval of 0/13
+    assert wilson_upper(13, 13, 0.01) == 1.0
+    # 11 of 13 right is 0.846, more than 0.05 below an eval accuracy of 0.98, but 13 rows cannot show it:
+    assert wilson_upper(11, 13, 0.01) > 0.98 - 0.05
+    # the same share of 1,300 rows can:
+    assert wilson_upper(1100, 1300, 0.01) < 0.98 - 0.05

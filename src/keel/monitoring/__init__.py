@@ -16,8 +16,10 @@ import dataclasses
 import datetime
 import logging
 import math
+import statistics
 from pathlib import Path
 
+import numpy as np
 import tensorflow_data_validation as tfdv
 
 from keel.core.spec import MonitorSection
@@ -125,27 +127,42 @@ def _joined(rows, labels: dict[str, str], attribute: str, output: str) -> list[t
     return joined
 
 
+def wilson_upper(successes: int, n: int, false_alarm_rate: float) -> float:
+    """The one-sided Wilson upper bound of a proportion: the true value is below it but `false_alarm_rate` of the time."""
+    z = statistics.NormalDist().inv_cdf(1 - false_alarm_rate)
+    p = successes / n
+    center = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return min(1.0, (center + spread) / (1 + z * z / n))
+
+
 def _accuracy(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_name: str):
+    """Live accuracy with its upper confidence bound; an alert when even that bound is more than
+    `accuracy_drop` below the eval accuracy (chance alone gives such a low bound `false_alarm_rate` of the time)."""
     joined = _joined(rows, labels, "predicted", "classes")
-    live = sum(p == label for _, p, label in joined) / len(joined)
+    right = sum(p == label for _, p, label in joined)
+    live = right / len(joined)
+    upper = wilson_upper(right, len(joined), thresholds.false_alarm_rate)
     metric = metric_of(lineage.spec.get("eval", {}).get("metric"), "classification").name
     evaluated = _eval_value(lineage, metric)
     found = {
         "live": live,
+        "upper_bound": upper,
         "labelled_rows": len(joined),
         "eval": evaluated,
         "metric": metric,
         "max_drop": thresholds.accuracy_drop,
     }
     alerts = []
-    if evaluated is not None and live < evaluated - thresholds.accuracy_drop:
+    if evaluated is not None and upper < evaluated - thresholds.accuracy_drop:
         alerts.append(
             Alert(
                 label_name,
                 "accuracy",
                 "LIVE_ACCURACY_LOW",
-                f"live accuracy {live:.4f} on {len(joined)} labelled rows is more than "
-                f"{thresholds.accuracy_drop:g} below the eval {metric} {evaluated:.4f}",
+                f"live accuracy {live:.4f} on {len(joined)} labelled rows (at most {upper:.4f} at false alarm rate "
+                f"{thresholds.false_alarm_rate:g}) is more than {thresholds.accuracy_drop:g} below the eval "
+                f"{metric} {evaluated:.4f}",
             )
         )
     return found, alerts
@@ -161,23 +178,35 @@ def _number(request_id: str, text: str) -> float:
     return value
 
 
-def _error(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_name: str):
-    """Live MAE and RMSE of a regression model; an alert when the live value of the spec's eval metric
-    exceeds its eval value by more than `error_increase` of it."""
-    joined = _joined(rows, labels, "prediction", "predictions")
-    errors = [p - _number(request_id, label) for request_id, p, label in joined]
-    mse = sum(e * e for e in errors) / len(errors)
-    live = {
-        "mean_absolute_error": sum(abs(e) for e in errors) / len(errors),
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _regression_metrics(errors: np.ndarray) -> dict[str, np.ndarray]:
+    """MAE, MSE and RMSE along the last axis of prediction-minus-label `errors`."""
+    mse = np.mean(errors * errors, axis=-1)
+    return {
+        "mean_absolute_error": np.mean(np.abs(errors), axis=-1),
         "mean_squared_error": mse,
-        "root_mean_squared_error": math.sqrt(mse),
+        "root_mean_squared_error": np.sqrt(mse),
     }
+
+
+def _error(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_name: str):
+    """Live MAE and RMSE of a regression model, and a lower confidence bound of the spec's eval metric
+    (bootstrap over the labelled rows); an alert when even that bound exceeds the eval value by more
+    than `error_increase` of it."""
+    joined = _joined(rows, labels, "prediction", "predictions")
+    errors = np.array([p - _number(request_id, label) for request_id, p, label in joined])
+    live = {name: float(value) for name, value in _regression_metrics(errors).items()}
     metric = metric_of(lineage.spec.get("eval", {}).get("metric"), "regression").name
+    drawn = np.random.default_rng(0).integers(0, len(errors), (BOOTSTRAP_RESAMPLES, len(errors)))
+    lower = float(np.quantile(_regression_metrics(errors[drawn])[metric], thresholds.false_alarm_rate))
     evaluated = _eval_value(lineage, metric)
     bound = evaluated * (1 + thresholds.error_increase) if evaluated is not None else None
     found = {
         "metric": metric,
         "live": live[metric],
+        "lower_bound": lower,
         "eval": evaluated,
         "bound": bound,
         "max_increase": thresholds.error_increase,
@@ -186,14 +215,15 @@ def _error(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_
         "rmse": live["root_mean_squared_error"],
     }
     alerts = []
-    if bound is not None and live[metric] > bound:
+    if bound is not None and lower > bound:
         alerts.append(
             Alert(
                 label_name,
                 "error",
                 "LIVE_ERROR_HIGH",
                 f"live {metric} {live[metric]:.4g} on {len(errors)} labelled rows is above {bound:.4g}, "
-                f"the eval {metric} {evaluated:.4g} + {thresholds.error_increase:.0%}",
+                f"the eval {metric} {evaluated:.4g} + {thresholds.error_increase:.0%} (at least {lower:.4g} "
+                f"at false alarm rate {thresholds.false_alarm_rate:g})",
             )
         )
     return found, alerts
