@@ -52,7 +52,15 @@ def _csv_header(path: Path) -> list[str]:
         raise SpecError(f"data.source: {path} is empty; expected a header row and data rows")
     if first_row is None:
         raise SpecError(f"data.source: {path} has a header but no data rows")
-    return [c.strip() for c in header]
+    columns = [c.strip() for c in header]
+    # A tf.Example holds one feature per name: two same-named columns cannot both reach the model.
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        where = "; ".join(
+            f"{c!r} is columns {', '.join(str(i + 1) for i, n in enumerate(columns) if n == c)}" for c in repeated
+        )
+        raise SpecError(f"data.source: {path} has duplicate column names in its header: {where}; rename them")
+    return columns
 
 
 def _tfrecord_columns(path: Path) -> list[str]:

@@ -29,11 +29,12 @@ class ModelCode:
 
 @dataclasses.dataclass(frozen=True)
 class GateConfig:
-    """DataGate: the label and the declared feature columns to check the data against."""
+    """DataGate: the task, the label and the declared feature columns to check the data against."""
 
     label: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    task: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +97,7 @@ def model_code(spec: Spec, module: str) -> ModelCode:
 
 def gate_config(spec: Spec) -> GateConfig:
     """DataGate's config from the spec."""
-    return GateConfig(spec.data.label, tuple(spec.features.numeric), tuple(spec.features.categorical))
+    return GateConfig(spec.data.label, tuple(spec.features.numeric), tuple(spec.features.categorical), spec.task.task)
 
 
 def transform_config(spec: Spec, code: ModelCode) -> TransformConfig:

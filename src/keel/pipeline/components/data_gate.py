@@ -6,7 +6,10 @@ and the schema, and fails with every problem in plain words when
 - a column the spec declares numeric holds text (CSV type inference then makes it a string
   column, which no schema check would flag), or NaN or infinite values (which would turn the
   Transform's means and variances, and then every prediction, into NaN), or
-- the label is not in the data, or takes a class in the eval split that training never sees.
+- the label is not in the data, or takes a class in the eval split that training never sees, or
+- the data is too thin to train on (keel.pipeline.components.degenerate: an empty split, a single
+  class, a missing label, an empty feature, a type that differs between the splits).
+Warnings (a constant feature, a regression label with gaps) are printed and the run goes on.
 Transform depends on DataGate, so nothing downstream runs on bad data.
 """
 
@@ -20,6 +23,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from keel.core.errors import DataError
+from keel.pipeline.components.degenerate import degenerate
 from keel.pipeline.config import GateConfig, decode
 
 MAX_LISTED = 12
@@ -117,8 +121,8 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def problems(examples, statistics, schema, anomalies, config: GateConfig) -> list[str]:
-    """Every reason the data is unfit, one plain-words line each (empty when it is fine)."""
+def problems(examples, statistics, schema, anomalies, config: GateConfig) -> tuple[list[str], list[str]]:
+    """Every reason the data is unfit, and every warning, one plain-words line each (empty when it is fine)."""
     found = []
     schema_proto = _schema(schema)
     types = {f.name: f.type for f in schema_proto.feature}
@@ -139,6 +143,9 @@ def problems(examples, statistics, schema, anomalies, config: GateConfig) -> lis
             statistics, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList
         ).items()
     }
+    thin, warnings = degenerate(stats, types, config)
+    if thin:  # the checks below assume rows, classes and one type per column
+        return found + thin, warnings
     found += _non_finite(stats, [n for n in config.numeric if types.get(n) != schema_pb2.BYTES])
     found += _unseen_labels(stats, label)
     for split, result in sorted(_per_split(anomalies, "SchemaDiff.pb", anomalies_pb2.Anomalies).items()):
@@ -147,7 +154,7 @@ def problems(examples, statistics, schema, anomalies, config: GateConfig) -> lis
         if result.HasField("dataset_anomaly_info"):
             info = result.dataset_anomaly_info
             found.append(f"split {split}: {info.description or info.short_description}")
-    return found
+    return found, warnings
 
 
 @tfx.dsl.components.component
@@ -158,9 +165,11 @@ def DataGate(
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     config: Parameter[str],
 ) -> None:
-    """Raises DataError listing every problem; returns quietly when the data is fit to train on."""
-    found = problems(examples, statistics, schema, anomalies, decode(GateConfig, config))
+    """Raises DataError listing every problem; prints the warnings when the data is fit to train on."""
+    found, warnings = problems(examples, statistics, schema, anomalies, decode(GateConfig, config))
     if found:
         shown = found[:MAX_LISTED]
         more = f"; and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""
         raise DataError(f"data validation failed, training not started: {'; '.join(shown)}{more}")
+    for line in warnings:
+        print(f"  warning: {line}", flush=True)
