@@ -7,6 +7,8 @@ see `keel.pipeline.nodes`) and a `pipeline_run` context. Everything here walks t
 """
 
 import dataclasses
+import os
+import sqlite3
 from pathlib import Path
 
 from ml_metadata.metadata_store import metadata_store
@@ -29,11 +31,52 @@ def store_path(workdir: Path) -> Path:
     return Path(workdir) / METADATA_FILE
 
 
+LOCK_WAIT_SECONDS = float(os.environ.get("KEEL_METADATA_LOCK_SECONDS", "30"))
+RECOVERY = (
+    "move it aside (mv {path} {path}.damaged) and run again: the next `keel run` starts a new store and "
+    "runs every component again; pushed versions under serving/ stay (see docs/reliability.md)"
+)
+
+
+def check_sqlite(path: Path, wait_seconds: float | None = None) -> None:
+    """Raises KeelError in one line when the SQLite file at `path` is damaged, or locked past `wait_seconds`.
+
+    ML Metadata would fail on either deep inside a component (or hang on a lock); this names the
+    file and what to do before anything runs. The write lock is only tried, never held.
+    """
+    wait = LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
+    if path.stat().st_size == 0:
+        raise KeelError(f"{path}: the ML Metadata store is empty (0 bytes: truncated); " + RECOVERY.format(path=path))
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=wait)
+        try:
+            verdict = connection.execute("PRAGMA quick_check").fetchall()
+            connection.execute("BEGIN IMMEDIATE")
+            connection.rollback()
+        finally:
+            connection.close()
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            raise KeelError(
+                f"{path}: the ML Metadata store is locked by another process (waited {wait:g}s); "
+                "stop whatever holds it open (`fuser` lists it), then run again"
+            ) from None
+        raise KeelError(f"{path}: the ML Metadata store is damaged ({e}); " + RECOVERY.format(path=path)) from None
+    except sqlite3.DatabaseError as e:
+        raise KeelError(f"{path}: the ML Metadata store is damaged ({e}); " + RECOVERY.format(path=path)) from None
+    if verdict != [("ok",)]:
+        raise KeelError(
+            f"{path}: the ML Metadata store is damaged (integrity check: {verdict[0][0]}); "
+            + RECOVERY.format(path=path)
+        )
+
+
 def open_store(workdir: Path) -> metadata_store.MetadataStore:
-    """Opens the workdir's SQLite ML Metadata store (it must exist)."""
+    """Opens the workdir's SQLite ML Metadata store (it must exist, whole and not locked: see check_sqlite)."""
     path = store_path(workdir)
     if not path.exists():
         raise KeelError(f"{workdir}: no ML Metadata store here (run `keel run SPEC` first)")
+    check_sqlite(path)
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(path)
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE

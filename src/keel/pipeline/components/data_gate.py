@@ -165,11 +165,11 @@ def DataGate(
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     config: Parameter[str],
 ) -> None:
-    """Raises DataError listing every problem; prints the warnings when the data is fit to train on."""
+    """Prints the warnings, then raises DataError listing every problem; returns quietly when there is none."""
     found, warnings = problems(examples, statistics, schema, anomalies, decode(GateConfig, config))
+    for line in warnings:
+        print(f"  warning: {line}", flush=True)
     if found:
         shown = found[:MAX_LISTED]
         more = f"; and {len(found) - MAX_LISTED} more" if len(found) > MAX_LISTED else ""
         raise DataError(f"data validation failed, training not started: {'; '.join(shown)}{more}")
-    for line in warnings:
-        print(f"  warning: {line}", flush=True)
