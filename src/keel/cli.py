@@ -217,6 +217,20 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args) -> int:
+    from keel.mlmd.doctor import doctor
+
+    report = doctor(_workdir(args))
+    if args.json:
+        _emit(report.to_dict(), "", True)
+    elif report.problems:
+        for problem in report.problems:
+            print(f"error: {problem}", file=sys.stderr)
+    else:
+        print(report.render())
+    return EXIT_BAD_INPUT if report.problems else EXIT_OK
+
+
 def cmd_compile(args) -> int:
     from keel.core.spec import load_spec
     from keel.runners.cloud import compile_pipeline
@@ -451,6 +465,13 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("a", help="a pushed version, a run id, a registry index, or latest")
     diff.add_argument("b", help="a pushed version, a run id, a registry index, or latest")
     diff.set_defaults(func=cmd_diff)
+
+    doctor = commands.add_parser(
+        "doctor",
+        parents=queries,
+        help="check a workdir: its ML Metadata store, the artifacts it lists, the pushed versions",
+    )
+    doctor.set_defaults(func=cmd_doctor)
 
     export = commands.add_parser(
         "export",

@@ -98,8 +98,9 @@ def _preflight(spec: Spec) -> None:
 
 
 def _prepare(spec: Spec, workdir: Path, span: int | None, reporter: Reporter) -> _Prepared:
-    """Prepares the data source and closes what an interrupted run left open (the caller holds the lock)."""
+    """Prepares the data source and closes what an interrupted run or push left (the caller holds the lock)."""
     from keel.data.sources import prepare_source
+    from keel.mlmd.doctor import remove_partial_versions
     from keel.mlmd.store import close_interrupted, open_store, store_path
 
     source, provenance = prepare_source(spec, workdir, span)
@@ -112,6 +113,9 @@ def _prepare(spec: Spec, workdir: Path, span: int | None, reporter: Reporter) ->
         closed = close_interrupted(open_store(workdir))
         if closed:
             reporter.recovered(closed)
+    removed = remove_partial_versions(workdir)
+    if removed:
+        reporter.removed_partial(removed)
     return _Prepared(workdir, source, provenance)
 
 

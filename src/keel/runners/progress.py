@@ -46,6 +46,12 @@ class Reporter:
             "executions are marked CANCELED in ML Metadata and will run again"
         )
 
+    def removed_partial(self, removed: list) -> None:
+        self._line(
+            f"  recovered: removed {len(removed)} partial version(s) an interrupted push left: "
+            + ", ".join(str(p) for p in removed)
+        )
+
     def component(self, index: int, total: int, node_id: str, how: str) -> None:
         self._line(f"  [{index:>2}/{total}] {node_id:<22} {how}")
 
