@@ -14,15 +14,16 @@ def split(text: str) -> statistics_pb2.DatasetFeatureStatistics:
 def numeric(name: str, kind: str = "FLOAT", lo: float = 0, hi: float = 1, missing: int = 0, present: int = 10):
     return (
         f'features {{ path {{ step: "{name}" }} type: {kind} num_stats {{ min: {lo} max: {hi} '
-        f"common_stats {{ num_missing: {missing} num_non_missing: {present} }} }} }}"
+        f"common_stats {{ num_missing: {missing} num_non_missing: {present} tot_num_values: {present} max_num_values: 1 }} }} }}"
     )
 
 
-def text(name: str, unique: int, top: str = "a", missing: int = 0):
+def text(name: str, unique: int, top: str = "a", empty: int = 0):
+    # CsvExampleGen writes an empty text field as an empty list: present, with no value.
     return (
         f'features {{ path {{ step: "{name}" }} type: STRING string_stats {{ unique: {unique} '
         f'rank_histogram {{ buckets {{ label: "{top}" sample_count: 5 }} }} '
-        f"common_stats {{ num_missing: {missing} num_non_missing: 10 }} }} }}"
+        f"common_stats {{ num_non_missing: 10 tot_num_values: {10 - empty} max_num_values: 1 }} }} }}"
     )
 
 
@@ -54,6 +55,12 @@ def test_a_regression_label_with_gaps_and_a_constant_feature_only_warn():
     assert problems == []
     assert "split train: the label 'label' is missing in 2 row(s); they are left out" in warnings[1]
     assert warnings[-1] == "column 'x' holds one value ('3') in every training row; it tells the model nothing"
+
+
+def test_empty_text_fields_count_as_a_missing_label():
+    stats = {s: split(f"num_examples: 10 {numeric('x')} {text('label', 2, empty=3)}") for s in ("train", "eval")}
+    problems, _ = degenerate(stats, {}, CONFIG)
+    assert problems[1].startswith("split train: the label 'label' is missing in 3 row(s): fill those rows")
 
 
 def test_an_integer_label_with_one_class_stops():

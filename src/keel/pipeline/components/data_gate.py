@@ -129,6 +129,15 @@ def problems(examples, statistics, schema, anomalies, config: GateConfig) -> tup
     label = config.label
     if label not in types:
         found.append(f"label {label!r} is not in the data (columns: {', '.join(sorted(types))})")
+    stats = {
+        split: lists.datasets[0]
+        for split, lists in _per_split(
+            statistics, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList
+        ).items()
+    }
+    thin, warnings = degenerate(stats, types, config)
+    if thin:  # the checks below assume rows, classes, values and one type per column
+        return found + thin, warnings
     for name in config.numeric:
         if types.get(name) == schema_pb2.BYTES:
             samples, rows = _non_numeric_values(examples, name)
@@ -137,15 +146,6 @@ def problems(examples, statistics, schema, anomalies, config: GateConfig) -> tup
                 f"column {name!r} is declared numeric (features.numeric) but holds text in {rows} row(s), "
                 f"e.g. {shown}: fix those rows or list it under features.categorical"
             )
-    stats = {
-        split: lists.datasets[0]
-        for split, lists in _per_split(
-            statistics, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList
-        ).items()
-    }
-    thin, warnings = degenerate(stats, types, config)
-    if thin:  # the checks below assume rows, classes and one type per column
-        return found + thin, warnings
     found += _non_finite(stats, [n for n in config.numeric if types.get(n) != schema_pb2.BYTES])
     found += _unseen_labels(stats, label)
     for split, result in sorted(_per_split(anomalies, "SchemaDiff.pb", anomalies_pb2.Anomalies).items()):

@@ -38,6 +38,13 @@ def _common(feature) -> statistics_pb2.CommonStatistics:
     return getattr(feature, kind).common_stats if kind in ("num_stats", "string_stats") else None
 
 
+def _without_values(common: statistics_pb2.CommonStatistics) -> int:
+    """Rows in which a feature has no value: absent, or (as CsvExampleGen writes an empty field) an empty list."""
+    if common.max_num_values <= 1:
+        return int(common.num_missing + max(0, common.num_non_missing - common.tot_num_values))
+    return int(common.num_missing)
+
+
 def _distinct(feature) -> list[str] | None:
     """The values a feature takes when it takes at most one (its single value), else None."""
     if feature.HasField("string_stats"):
@@ -46,7 +53,7 @@ def _distinct(feature) -> list[str] | None:
             return [b.label for b in strings.rank_histogram.buckets[:1]] or ["(one value)"]
     elif feature.HasField("num_stats"):
         numbers = feature.num_stats
-        if numbers.common_stats.num_non_missing and numbers.min == numbers.max:
+        if numbers.common_stats.tot_num_values and numbers.min == numbers.max:
             return [f"{numbers.min:g}"]
     return None
 
@@ -76,7 +83,7 @@ def _label(stats: Stats, label: str, task: str) -> tuple[list[str], list[str]]:
         if feature is None or not split_stats.num_examples:
             continue
         common = _common(feature)
-        missing = int(common.num_missing) if common else 0
+        missing = _without_values(common) if common else 0
         if missing and task == "classification":
             problems.append(
                 f"split {split}: the label {label!r} is missing in {missing} row(s): fill those rows or drop them "
@@ -105,7 +112,7 @@ def _empty_and_constant(stats: Stats, names: list[str]) -> tuple[list[str], list
     for name in names:
         feature = _feature(train, name)
         common = _common(feature) if feature is not None else None
-        if feature is None or common is None or not common.num_non_missing:
+        if feature is None or common is None or not common.tot_num_values:
             problems.append(
                 f"column {name!r} has no values in the {train.num_examples} training row(s): "
                 "fill it, or leave it out of [features]"
