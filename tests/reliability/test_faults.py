@@ -176,6 +176,9 @@ def test_the_next_run_pushes_cleanly_and_serving_moves_to_it(interrupted):
     result, states = interrupted.fifth, interrupted.fifth_states
     assert result.returncode == 0, result.stderr[-3000:]
     assert "recovered: an earlier run was killed during Pusher" in result.stdout
+    partial = interrupted.root / interrupted.partial[0]
+    assert f"recovered: removed 1 partial version(s) an interrupted push left: {partial}" in result.stdout
+    assert not partial.exists()
     assert states["Trainer"] == states["Evaluator"] == "CACHED" and states["Pusher"] == "COMPLETE"
     available = versions(interrupted.root)
     assert len(available) == 2 and available[0] == interrupted.first_version[0]
