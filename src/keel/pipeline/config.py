@@ -68,6 +68,7 @@ class TrainerConfig:
     precision: str
     label_scaling: str
     metric: str
+    backend: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +132,7 @@ def trainer_config(spec: Spec, code: ModelCode) -> TrainerConfig:
         precision=train.precision,
         label_scaling=train.label_scaling,
         metric=spec.metric.name,
+        backend=train.backend,
     )
 
 
