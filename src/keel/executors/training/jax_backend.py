@@ -191,7 +191,7 @@ def _train(work_dir: Path) -> dict:
     features = FeatureSet(**job["features"])
     moments = tuple(job["moments"]) if job["moments"] else None
     devices = jax.devices()
-    batch_size = job["batch_size"] - job["batch_size"] % len(devices) or len(devices)
+    batch_size = job["batch_size"] * len(devices)  # per device, as [train] batch_size is per replica
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     platform = devices[0].platform
