@@ -116,6 +116,12 @@ class TrainSection(_Section):
     seed: int = Field(
         default=42, ge=0, description="seeds Python, NumPy and TensorFlow, so a re-run trains the same model"
     )
+    backend: Literal["tensorflow", "jax", "auto"] = Field(
+        default="tensorflow",
+        description="Keras backend that trains the model: tensorflow, jax (every step compiled by jax.jit; the "
+        "trained weights are exported to the same TensorFlow SavedModel), or auto (jax where JAX sees a TPU "
+        "that TensorFlow cannot use, else tensorflow)",
+    )
     jit_compile: Annotated[Literal["auto"] | StrictBool, BeforeValidator(_jit_setting)] = Field(
         default="auto", description="XLA for the training step: true, false, or auto (time both, pick the faster)"
     )

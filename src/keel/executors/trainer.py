@@ -14,7 +14,9 @@ The model is built and compiled under the strategy and dtype policy `keel.execut
 `[train]`, with XLA on or off as `keel.executors.training.jit` decides; the decision is saved with the model.
 """
 
+import dataclasses
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,11 +32,12 @@ from keel.data.features import LABEL_VOCABULARY, LABEL_WEIGHT, FeatureSet, dtype
 from keel.executors import warm_start
 from keel.executors.signatures import save_serving_model
 from keel.executors.training import tensorboard
+from keel.executors.training.jax_backend import check_agreement, resolve_backend, train_on_jax
 from keel.executors.training.jit import choose_jit
 from keel.executors.training.precision import dtype_policy, resolve_precision
 from keel.executors.training.record import describe_record, training_record, write_training_record
 from keel.executors.training.strategy import resolve_strategy
-from keel.pipeline.config import TrainerConfig, decode
+from keel.pipeline.config import TrainerConfig, decode, encode
 
 
 def feature_set(tf_transform_output: tft.TFTransformOutput, config: TrainerConfig) -> FeatureSet:
@@ -79,13 +82,20 @@ def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, ba
         ),
         tf_transform_output.transformed_metadata.schema,
     )
+    return dataset.map(known_rows(features, tf_transform_output.transformed_feature_spec()))
+
+
+def known_rows(features: FeatureSet, transformed_spec: dict):
+    """A function (x, y) -> (x, y) that keeps the rows whose label can be scored, and only the model's inputs.
+
+    A class unseen in training encodes as -1, a missing regression label has weight 0 (or, from a
+    user's preprocessing_fn, is NaN); such rows cannot be scored and are left out.
+    """
     names = features.names
-    weighted = LABEL_WEIGHT in tf_transform_output.transformed_feature_spec()
+    weighted = LABEL_WEIGHT in transformed_spec
     regression = features.task == "regression"
 
-    # A class unseen in training encodes as -1, a missing regression label has weight 0 (or, from a
-    # user's preprocessing_fn, is NaN); such rows cannot be scored and are left out.
-    def known_labels(x, y):
+    def keep(x, y):
         if weighted:
             known = x[LABEL_WEIGHT] > 0
         else:
@@ -93,7 +103,7 @@ def _dataset(files, data_accessor, tf_transform_output, features: FeatureSet, ba
         known = tf.reshape(known, [-1])
         return {n: tf.boolean_mask(x[n], known) for n in names}, tf.boolean_mask(y, known)
 
-    return dataset.map(known_labels)
+    return keep
 
 
 def label_moments(files, data_accessor, tf_transform_output, features: FeatureSet) -> tuple[float, float]:
@@ -154,7 +164,7 @@ def build_user_model(config: TrainerConfig, features: FeatureSet) -> keras.Model
     return model
 
 
-def _scaled(model: keras.Model, moments: tuple[float, float] | None) -> keras.Model:
+def scaled(model: keras.Model, moments: tuple[float, float] | None) -> keras.Model:
     """The user's regression model followed by y * std + mean, when the label is z-scored."""
     if moments is None:
         return model
@@ -170,7 +180,7 @@ _REGRESSION_METRICS = {
 }
 
 
-def _compile(model: keras.Model, config: TrainerConfig, jit_compile: bool) -> keras.Model:
+def compile_model(model: keras.Model, config: TrainerConfig, jit_compile: bool) -> keras.Model:
     if config.task == "regression":
         loss, metric = keras.losses.MeanSquaredError(), _REGRESSION_METRICS[config.metric](name=config.metric)
     else:
@@ -185,7 +195,7 @@ def _compile(model: keras.Model, config: TrainerConfig, jit_compile: bool) -> ke
     return model
 
 
-class _Progress(keras.callbacks.Callback):
+class Progress(keras.callbacks.Callback):
     """Prints a line at every tenth of the planned steps (Keras' bar is noise in logs)."""
 
     def __init__(self, steps: int):
@@ -202,23 +212,56 @@ class _Progress(keras.callbacks.Callback):
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point."""
     config = decode(TrainerConfig, fn_args.custom_config)
-    placement = resolve_strategy(config.accelerator, config.tpu)
-    precision = resolve_precision(config.precision, placement.device)
+    backend = resolve_backend(config.backend)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     features = feature_set(tf_transform_output, config)
     _check_metric(config.metric, features)
-    batch_size = config.batch_size * placement.replicas  # the global batch: per-replica batch x replicas
     moments = None
     if config.task == "regression" and config.label_scaling == "zscore":
         moments = label_moments(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features)
         print(
             f"    Trainer: label {features.label!r} z-scored (mean {moments[0]:.6g}, std {moments[1]:.6g})", flush=True
         )
+    train_with = _train_on_jax if backend == "jax" else _train_on_tensorflow
+    model, trained, record = train_with(fn_args, config, features, moments, tf_transform_output)
+
+    save_serving_model(model, tf_transform_output, features, fn_args.serving_model_dir)
+    report = {
+        "features": {
+            "numeric": features.numeric,
+            "categorical": features.categorical,
+            "label": features.label,
+            "task": features.task,
+            "classes": features.label_vocabulary,
+            "label_scaling": {"mean": moments[0], "std": moments[1]} if moments else None,
+        },
+        **trained,
+        **record,
+    }
+    write_training_record(fn_args.serving_model_dir, record)
+    Path(fn_args.model_run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(fn_args.model_run_dir) / "training.json").write_text(json.dumps(report, indent=2))
+
+
+def _warm_start(model: keras.Model, fn_args) -> dict | None:
+    if not fn_args.base_model:
+        return None
+    path = warm_start.artifact_path(fn_args.base_model)
+    borrowed = {"path": str(path), "variables": warm_start.load_into(model, path)}
+    print(f"    Trainer: warm start from {path} ({borrowed['variables']} variables)", flush=True)
+    return borrowed
+
+
+def _train_on_tensorflow(fn_args, config: TrainerConfig, features: FeatureSet, moments, tf_transform_output):
+    """Fits the model on Keras' TensorFlow backend; returns it and what training.json records."""
+    placement = resolve_strategy(config.accelerator, config.tpu)
+    precision = resolve_precision(config.precision, placement.device)
+    batch_size = config.batch_size * placement.replicas  # the global batch: per-replica batch x replicas
 
     def probe_model(jit: bool) -> keras.Model:
         keras.utils.set_random_seed(config.seed)
         with placement.strategy.scope(), dtype_policy(precision):
-            return _compile(_scaled(build_user_model(config, features), moments), config, jit)
+            return compile_model(scaled(build_user_model(config, features), moments), config, jit)
 
     jit = choose_jit(
         config.jit_compile,
@@ -234,12 +277,8 @@ def run_fn(fn_args) -> None:
     keras.utils.set_random_seed(config.seed)
     with placement.strategy.scope(), dtype_policy(precision):
         model = build_user_model(config, features)
-        borrowed = None
-        if fn_args.base_model:
-            path = warm_start.artifact_path(fn_args.base_model)
-            borrowed = {"path": str(path), "variables": warm_start.load_into(model, path)}
-            print(f"    Trainer: warm start from {path} ({borrowed['variables']} variables)", flush=True)
-        model = _compile(_scaled(model, moments), config, jit.jit_compile)
+        borrowed = _warm_start(model, fn_args)
+        model = compile_model(scaled(model, moments), config, jit.jit_compile)
     train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     logged = tensorboard.callbacks(fn_args.model_run_dir, fn_args.train_steps)  # `tensorboard --logdir`
@@ -248,27 +287,63 @@ def run_fn(fn_args) -> None:
         epochs=1,
         steps_per_epoch=fn_args.train_steps,
         verbose=0,
-        callbacks=[_Progress(fn_args.train_steps), *logged],
+        callbacks=[Progress(fn_args.train_steps), *logged],
     )
     validation = model.evaluate(evaluation, steps=fn_args.eval_steps, verbose=0, return_dict=True)
     print("    Trainer: validation " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()), flush=True)
     tensorboard.write_validation(fn_args.model_run_dir, fn_args.train_steps, validation)
-
-    save_serving_model(model, tf_transform_output, features, fn_args.serving_model_dir)
-    report = {
-        "features": {
-            "numeric": features.numeric,
-            "categorical": features.categorical,
-            "label": features.label,
-            "task": features.task,
-            "classes": features.label_vocabulary,
-            "label_scaling": {"mean": moments[0], "std": moments[1]} if moments else None,
+    return (
+        model,
+        {
+            "train": {k: float(v[-1]) for k, v in history.history.items()},
+            "validation": {k: float(v) for k, v in validation.items()},
+            "warm_start": borrowed,
         },
-        "train": {k: float(v[-1]) for k, v in history.history.items()},
-        "validation": {k: float(v) for k, v in validation.items()},
-        "warm_start": borrowed,
-        **record,
-    }
-    write_training_record(fn_args.serving_model_dir, record)
-    Path(fn_args.model_run_dir).mkdir(parents=True, exist_ok=True)
-    (Path(fn_args.model_run_dir) / "training.json").write_text(json.dumps(report, indent=2))
+        record,
+    )
+
+
+def _train_on_jax(fn_args, config: TrainerConfig, features: FeatureSet, moments, tf_transform_output):
+    """Fits the model on Keras' JAX backend in a child process, then rebuilds it on TensorFlow with the
+    trained weights and checks the two agree (keel.executors.training.jax_backend)."""
+    keras.utils.set_random_seed(config.seed)
+    model = build_user_model(config, features)
+    with tempfile.TemporaryDirectory(prefix="keel-jax-") as work:
+        initial = None
+        borrowed = _warm_start(model, fn_args)
+        if borrowed:
+            initial = str(Path(work) / "initial.weights.h5")
+            model.save_weights(initial)
+        job = {
+            "config": encode(config),
+            "features": dataclasses.asdict(features),
+            "moments": list(moments) if moments else None,
+            "train_files": list(fn_args.train_files),
+            "eval_files": list(fn_args.eval_files),
+            "transform_output": fn_args.transform_output,
+            "train_steps": fn_args.train_steps,
+            "eval_steps": fn_args.eval_steps,
+            "batch_size": config.batch_size,
+            "precision": config.precision,
+            "initial_weights": initial,
+            "model_run_dir": fn_args.model_run_dir,
+        }
+        run = train_on_jax(job, Path(work))
+        print("    Trainer: validation " + ", ".join(f"{k} {v:.4f}" for k, v in run.validation.items()), flush=True)
+        tensorboard.write_validation(fn_args.model_run_dir, fn_args.train_steps, run.validation)
+        keras.utils.set_random_seed(config.seed)
+        with dtype_policy(run.record["precision"]):
+            model = compile_model(scaled(build_user_model(config, features), moments), config, jit_compile=False)
+        model.load_weights(str(run.weights))
+        agreement = check_agreement(model, run.agreement)
+    record = {**run.record, "agreement": agreement, "seconds": round(run.seconds, 2)}
+    print(f"    Trainer: {describe_record(record)}", flush=True)
+    return (
+        model,
+        {
+            "train": run.train,
+            "validation": run.validation,
+            "warm_start": borrowed,
+        },
+        record,
+    )

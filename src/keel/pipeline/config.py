@@ -69,6 +69,7 @@ class TrainerConfig:
     precision: str
     label_scaling: str
     metric: str
+    backend: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +133,7 @@ def trainer_config(spec: Spec, code: ModelCode) -> TrainerConfig:
         precision=train.precision,
         label_scaling=train.label_scaling,
         metric=spec.metric.name,
+        backend=train.backend,
     )
 
 

@@ -46,6 +46,8 @@ def read_training_record(model_uri: str) -> dict | None:
 
 def describe_record(record: dict) -> str:
     """The one-line form of a training record (what the run summary prints)."""
+    if record.get("backend") == "jax":
+        return _describe_jax(record)
     where = record["placement"]
     jit = record["jit"]
     line = (
@@ -61,4 +63,20 @@ def describe_record(record: dict) -> str:
         )
     if where.get("note"):
         line += f"; {where['note']}"
+    return line
+
+
+def _describe_jax(record: dict) -> str:
+    devices = record["devices"]
+    agreement = record.get("agreement", {})
+    line = (
+        f"JAX {record['jax_version']} on {len(devices)} {record['platform'].upper()} device"
+        f"{'s' if len(devices) != 1 else ''}{', DataParallel' if len(devices) > 1 else ''}, "
+        f"{record['precision']}, global batch {record['global_batch_size']}; every step compiled by jax.jit"
+    )
+    if agreement:
+        line += (
+            f"; the exported TensorFlow model agrees on {agreement['rows']} eval rows "
+            f"(max abs diff {agreement['max_abs_diff']:.2g})"
+        )
     return line
