@@ -125,6 +125,11 @@ def cmd_monitor(args) -> int:
 
     from keel.monitoring import monitor, monitor_windows
 
+    if (args.window or args.follow) and (args.since or args.labels):
+        from keel.monitoring.logs import LogError
+
+        flag = "--since" if args.since else "--labels"
+        raise LogError(f"{flag}: judges a single window; drop it with --window or --follow")
     if args.follow:
         from keel.monitoring.follow import follow
 

@@ -138,6 +138,7 @@ def follow(workdir: Path, log_dir: Path, out: Path, window: str, version: str | 
             summary = windows.summary(next(iter(models)), entries, judge, judged, size, changes, [])
             write_reports(Path(out), summary, judge.train, judged.serving)
         stop.wait(POLL_SECONDS)
+    pending += reader.new()  # what was logged up to the stop, so the unjudged count is complete
     _line(
         {
             "event": "stopped",
