@@ -54,6 +54,7 @@ class Judge:
         self.thresholds = thresholds_of(self.lineage.spec)
         self._records = None
         self._samples: dict[frozenset, noise.TrainingSample] = {}
+        self._floors: dict[tuple, noise.Floors] = {}
 
     def _sample(self, served: set[str]) -> noise.TrainingSample:
         key = frozenset(served)
@@ -73,7 +74,14 @@ class Judge:
         alerts, skew, drift = checks.check(self.train, serving, before, judged_schema)
         sample = self._sample(set(served))
         rate = thresholds.false_alarm_rate
-        floors = noise.floors(sample, judged_schema, len(rows), len(previous_rows), thresholds.skew, rate)
+        # Floors depend only on the features and the two sizes (their draws are seeded): windows of
+        # the same size share them.
+        key = (frozenset(served), len(rows), len(previous_rows))
+        if key not in self._floors:
+            self._floors[key] = noise.floors(
+                sample, judged_schema, len(rows), len(previous_rows), thresholds.skew, rate
+            )
+        floors = self._floors[key]
         alerts = checks.calibrated(
             alerts,
             skew,
