@@ -323,10 +323,10 @@ def monitor_windows(workdir: Path, log_dir: Path, out: Path, window: str, versio
         entries.append(entry)
     summary = windows.summary(models[0], entries, judge, judged, size, windows.version_changes(predicts), truncated)
     html_path, json_path = write_reports(Path(out), summary, judge.train, judged.serving)
-    alerts = [a for group in entries for a in judging_alerts(group)]
+    alerts = [a for group in entries for a in _alerts_of(group)]
     return MonitorReport(summary, alerts, html_path, json_path)
 
 
-def judging_alerts(entry: dict) -> list[Alert]:
+def _alerts_of(entry: dict) -> list[Alert]:
     """A window entry's alerts as Alerts."""
     return [Alert(**{k: v for k, v in a.items() if k != "window"}) for a in entry["alerts"]]
