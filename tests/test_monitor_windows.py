@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -57,7 +58,7 @@ def write_logs(directory, hours: list[tuple[str, bool]], examples) -> None:
 
 
 def test_hourly_windows_flag_the_shifted_hour_only_and_mark_the_version_change(penguin_runs, tmp_path):
-    first, second = penguin_runs.versions_after_steps_changed[:2]
+    first, second = (Path(v).name for v in penguin_runs.versions_after_steps_changed[:2])
     logs, out = tmp_path / "logs", tmp_path / "report"
     write_logs(logs, [(first, False), (first, True), (second, False)], eval_examples(penguin_runs.workdir))
     result = keel(
