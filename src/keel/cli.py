@@ -114,6 +114,7 @@ def cmd_serve(args) -> int:
             batch_wait_ms=args.batch_wait_ms,
             max_body_bytes=args.max_body_bytes,
             poll_seconds=args.poll_seconds,
+            monitor_every=args.monitor_every,
         )
     )
     return EXIT_OK
@@ -122,8 +123,21 @@ def cmd_serve(args) -> int:
 def cmd_monitor(args) -> int:
     from pathlib import Path
 
-    from keel.monitoring import monitor
+    from keel.monitoring import monitor, monitor_windows
 
+    if (args.window or args.follow) and (args.since or args.labels):
+        from keel.monitoring.logs import LogError
+
+        flag = "--since" if args.since else "--labels"
+        raise LogError(f"{flag}: judges a single window; drop it with --window or --follow")
+    if args.follow:
+        from keel.monitoring.follow import follow
+
+        return follow(_workdir(args), Path(args.logs), Path(args.out), args.window or "1h", args.model)
+    if args.window:
+        report = monitor_windows(_workdir(args), Path(args.logs), Path(args.out), args.window, args.model)
+        _emit(report.to_dict(), report.render(), args.json)
+        return EXIT_ALERTS if report.alerts else EXIT_OK
     report = monitor(
         _workdir(args),
         Path(args.logs),
@@ -413,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=SERVE.poll_seconds,
         help="how often to look for a new version (default: %(default)s)",
     )
+    serve.add_argument(
+        "--monitor-every",
+        type=float,
+        metavar="SECONDS",
+        default=SERVE.monitor_every,
+        help="run `keel monitor --follow` beside the server with windows of SECONDS, writing LOG_DIR/monitor/ "
+        "(default: off)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     monitor = commands.add_parser(
@@ -426,6 +448,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--since",
         default=None,
         help="ISO time: monitor requests from then on; earlier ones are the previous window (drift)",
+    )
+    monitor.add_argument(
+        "--window",
+        default=None,
+        help="split the logs into consecutive windows: a duration (90s, 15m, 1h, 1d) or a row count (500); "
+        "each is judged against training and the window before",
+    )
+    monitor.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep reading new log records; print one JSON line per window (--window, default 1h) and per alert; "
+        "stops on SIGTERM or SIGINT",
     )
     monitor.add_argument("--labels", metavar="CSV", default=None, help="CSV of request_id,label for live accuracy")
     monitor.add_argument(

@@ -20,18 +20,13 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-import tensorflow_data_validation as tfdv
 
-from keel.core.spec import MonitorSection
 from keel.core.tasks import metric_of
-from keel.export.examples import read_split
-from keel.mlmd.training_data import training_lineage
-from keel.monitoring import checks, logs, noise
+from keel.monitoring import logs, noise, windows
 from keel.monitoring.checks import Alert, Thresholds
+from keel.monitoring.judge import Judge
 from keel.monitoring.logs import LogError
 from keel.monitoring.report import describe_error, write_reports
-
-MAX_TRAINING_ROWS = 50_000  # the training rows noise floors are drawn from, at most
 
 
 @dataclasses.dataclass
@@ -44,6 +39,8 @@ class MonitorReport:
     def render(self) -> str:
         """The console summary: the window, each alert on one line, where the reports are."""
         s = self.summary
+        if "windows" in s:
+            return self._render_windows()
         window = s["window"]
         previous = f"{s['previous_rows']} rows" if s["previous_rows"] else "none"
         lines = [
@@ -68,6 +65,21 @@ class MonitorReport:
         lines.append(f"  {len(self.alerts)} alert(s); report: {self.html}, {self.json}")
         return "\n".join(lines)
 
+    def _render_windows(self) -> str:
+        s = self.summary
+        lines = [f"monitor of {s['model']} in {len(s['windows'])} windows of {s['window']['size']}"]
+        for w in s["windows"]:
+            lines.append(
+                f"  window {w['index']} {w['from']} to {w['to']}: {w['rows']} rows in {w['requests']} requests, "
+                f"version {w['version']}: {len(w['alerts'])} alert(s)"
+            )
+            for a in w["alerts"]:
+                lines.append(f"    alert: {a['feature']}: {a['kind']}: {a['description'].strip()}")
+        for change in s["version_changes"]:
+            lines.append(f"  version {change['from']} -> {change['to']} at {change['time']}")
+        lines.append(f"  {len(self.alerts)} alert(s); report: {self.html}, {self.json}")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict:
         """What `keel monitor --json` prints: report.json's content and where both reports are."""
         return {**self.summary, "report_html": str(self.html), "report_json": str(self.json)}
@@ -75,17 +87,6 @@ class MonitorReport:
 
 def _iso(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _thresholds(spec: dict) -> Thresholds:
-    section = MonitorSection.model_validate(spec.get("monitor", {}))
-    return Thresholds(
-        section.skew_threshold,
-        section.drift_threshold,
-        section.accuracy_drop,
-        section.error_increase,
-        section.false_alarm_rate,
-    )
 
 
 def _read_labels(path: Path) -> dict[str, str]:
@@ -258,42 +259,12 @@ def monitor(
     if not current:
         raise LogError(f"--since: no logged requests for version {version} at or after {since}")
 
-    lineage = training_lineage(workdir, version)
-    schema = tfdv.load_schema_text(str(lineage.schema_file))
-    train = tfdv.load_stats_binary(str(lineage.train_statistics_file))
-    thresholds = _thresholds(lineage.spec)
+    judge = Judge(workdir, version)
+    lineage, schema, thresholds = judge.lineage, judge.schema, judge.thresholds
     rows = [row for p in current for row in logs.to_rows(p, schema)]
     previous_rows = [row for p in previous for row in logs.to_rows(p, schema)]
-    serving = checks.statistics([r.example for r in rows])
-    before = checks.statistics([r.example for r in previous_rows]) if previous_rows else None
-    served = sorted(".".join(f.path.step) for f in serving.datasets[0].features)
-    judged_schema = checks.monitoring_schema(schema, set(served), thresholds)
-    alerts, skew, drift = checks.check(train, serving, before, judged_schema)
-    sample = noise.TrainingSample(read_split(lineage.examples_uri, "train", MAX_TRAINING_ROWS), set(served), train)
-    floors = noise.floors(
-        sample, judged_schema, len(rows), len(previous_rows), thresholds.skew, thresholds.false_alarm_rate
-    )
-    rate = thresholds.false_alarm_rate
-    alerts = checks.calibrated(
-        alerts,
-        skew,
-        "skew",
-        floors.skew,
-        len(rows),
-        f"random windows of {len(rows)} training rows",
-        rate,
-        floors.rows_needed,
-        sample.rows,
-    )
-    alerts = checks.calibrated(
-        alerts,
-        drift,
-        "drift",
-        floors.drift,
-        len(rows),
-        f"pairs of random windows of {len(rows)} and {len(previous_rows)} training rows",
-        rate,
-    )
+    judged = judge.judge(rows, previous_rows)
+    alerts = judged.alerts
     accuracy = error = None
     if labels is not None:
         label_name = lineage.spec.get("data", {}).get("label", "label")
@@ -312,17 +283,50 @@ def monitor(
         "window": {"since": since, "from": _iso(current[0].time), "to": _iso(current[-1].time)},
         "previous_rows": len(previous_rows),
         "thresholds": dataclasses.asdict(thresholds),
-        "noise_floors": {"resamples": noise.RESAMPLES, "training_rows": sample.rows},
+        "noise_floors": {"resamples": noise.RESAMPLES, "training_rows": judged.training_rows},
         "training_statistics": str(lineage.train_statistics_file),
         "schema": str(lineage.schema_file),
-        "served_features": served,
-        "features": {
-            name: {k: v for k, v in (("skew", skew.get(name)), ("drift", drift.get(name))) if v} for name in served
-        },
+        "served_features": judged.served,
+        "features": judged.features,
         "alerts": [dataclasses.asdict(a) for a in alerts],
         "accuracy": accuracy,
         "error": error,
         "truncated_files": truncated,
     }
-    html_path, json_path = write_reports(Path(out), summary, train, serving)
+    html_path, json_path = write_reports(Path(out), summary, judge.train, judged.serving)
     return MonitorReport(summary, alerts, html_path, json_path)
+
+
+def monitor_windows(workdir: Path, log_dir: Path, out: Path, window: str, version: str | None = None) -> MonitorReport:
+    """Checks the logged requests in consecutive windows (`window`: a duration such as 1h, or a row
+    count), each against training and the window before; writes out/report.html and out/report.json."""
+    size = windows.parse_window(window)
+    predicts, truncated = logs.read_predict_logs(log_dir)
+    models = sorted({p.model for p in predicts})
+    if len(models) != 1:
+        raise LogError(
+            f"--logs: {log_dir} holds requests for {len(models)} models ({', '.join(models)}); "
+            "give each model its own log directory"
+        )
+    if version is not None:
+        logged = sorted({p.version for p in predicts}, key=int)
+        predicts = [p for p in predicts if p.version == version]
+        if not predicts:
+            raise LogError(
+                f"--model: no logged requests for version {version}; the logs hold versions {', '.join(logged)}"
+            )
+    judging = windows.WindowJudge(workdir, size)
+    entries = []
+    for group in windows.split(predicts, size):
+        complete = bool(size.seconds) or sum(windows.request_rows(p) for p in group) >= size.rows
+        entry, judge, judged = judging.next(group, complete)
+        entries.append(entry)
+    summary = windows.summary(models[0], entries, judge, judged, size, windows.version_changes(predicts), truncated)
+    html_path, json_path = write_reports(Path(out), summary, judge.train, judged.serving)
+    alerts = [a for group in entries for a in _alerts_of(group)]
+    return MonitorReport(summary, alerts, html_path, json_path)
+
+
+def _alerts_of(entry: dict) -> list[Alert]:
+    """A window entry's alerts as Alerts."""
+    return [Alert(**{k: v for k, v in a.items() if k != "window"}) for a in entry["alerts"]]

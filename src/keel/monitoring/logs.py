@@ -96,34 +96,41 @@ def read_predict_logs(directory: Path) -> tuple[list[LoggedPredict], list[str]]:
         raise LogError(f"--logs: {directory} holds no log files")
     found, truncated = [], []
     for path in files:
-        records, torn = _records(path)
+        predicts, torn = read_file(path)
+        found += predicts
         if torn:
             truncated.append(str(path))
-        for data in records:
-            try:
-                record = prediction_log_pb2.PredictionLog.FromString(data)
-            except message.DecodeError:
-                raise LogError(f"--logs: {path} holds records that are not PredictionLog protos") from None
-            if record.WhichOneof("log_type") != "predict_log":
-                continue
-            request, response = record.predict_log.request, record.predict_log.response
-            spec = request.model_spec if request.model_spec.name else record.log_metadata.model_spec
-            classes = _predicted(response.outputs)
-            predictions = response.outputs.get("predictions", response.outputs.get("outputs"))
-            found.append(
-                LoggedPredict(
-                    request_id=request.client_id.decode("utf-8", "replace"),
-                    time=float(record.log_metadata.timestamp_secs),
-                    model=spec.name,
-                    version=str(spec.version.value),
-                    inputs={name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()},
-                    classes=classes,
-                    predictions=tf.make_ndarray(predictions) if predictions is not None else None,
-                )
-            )
     if not found:
         raise LogError(f"--logs: the {len(files)} file(s) in {directory} hold no PredictLog records")
     return sorted(found, key=lambda p: p.time), truncated
+
+
+def read_file(path: Path) -> tuple[list[LoggedPredict], bool]:
+    """The PredictLog records of one log file, in file order, and whether a torn last record was skipped."""
+    records, torn = _records(path)
+    found = []
+    for data in records:
+        try:
+            record = prediction_log_pb2.PredictionLog.FromString(data)
+        except message.DecodeError:
+            raise LogError(f"--logs: {path} holds records that are not PredictionLog protos") from None
+        if record.WhichOneof("log_type") != "predict_log":
+            continue
+        request, response = record.predict_log.request, record.predict_log.response
+        spec = request.model_spec if request.model_spec.name else record.log_metadata.model_spec
+        predictions = response.outputs.get("predictions", response.outputs.get("outputs"))
+        found.append(
+            LoggedPredict(
+                request_id=request.client_id.decode("utf-8", "replace"),
+                time=float(record.log_metadata.timestamp_secs),
+                model=spec.name,
+                version=str(spec.version.value),
+                inputs={name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()},
+                classes=_predicted(response.outputs),
+                predictions=tf.make_ndarray(predictions) if predictions is not None else None,
+            )
+        )
+    return found, torn
 
 
 def _predicted(outputs) -> np.ndarray | None:

@@ -93,6 +93,99 @@ def describe_error(error: dict) -> str:
 FLAGGED_ROW = ' class="flagged"'
 
 
+def flagged_trends(windows: list[dict]) -> list[tuple[str, str]]:
+    """The (feature, check) pairs shifted in at least one window, in feature order."""
+    return sorted(
+        {
+            (name, kind)
+            for w in windows
+            for name, measured in w["features"].items()
+            for kind, m in measured.items()
+            if m["verdict"] == "shifted"
+        }
+    )
+
+
+def _trend_svg(windows: list[dict], feature: str, kind: str, changes: list[dict]) -> str:
+    """One check's value per window (line and dots), its threshold (dashed) and noise floor (dotted),
+    and a vertical marker where the served version changed."""
+    width, height, left, bottom = 480, 140, 40, 18
+    points = [(w, w["features"].get(feature, {}).get(kind)) for w in windows]
+    top = (
+        max(
+            [m["value"] for _, m in points if m]
+            + [m["threshold"] for _, m in points if m]
+            + [m["noise_floor"] for _, m in points if m]
+            + [1e-9]
+        )
+        * 1.1
+    )
+    starts = [w["start_seconds"] for w in windows]
+    first, span = starts[0], (starts[-1] - starts[0]) or 1.0
+
+    def x(seconds: float) -> float:
+        return left + (seconds - first) / span * (width - left - 10) if len(windows) > 1 else left + 10
+
+    def y(value: float) -> float:
+        return (height - bottom) * (1 - value / top)
+
+    def line(key: str, style: str) -> str:
+        xy = " ".join(f"{x(w['start_seconds']):.1f},{y(m[key]):.1f}" for w, m in points if m)
+        return f'<polyline points="{xy}" fill="none" {style}/>'
+
+    parts = [
+        line("threshold", 'stroke="#c0392b" stroke-dasharray="6 3"'),
+        line("noise_floor", 'stroke="#888" stroke-dasharray="2 2"'),
+        line("value", f'stroke="{_SERVING}" stroke-width="2"'),
+    ]
+    for w, m in points:
+        if m:
+            color = "#c0392b" if m["verdict"] == "shifted" else _SERVING
+            parts.append(
+                f'<circle cx="{x(w["start_seconds"]):.1f}" cy="{y(m["value"]):.1f}" r="3.5" fill="{color}">'
+                f"<title>window {w['index']} {w['from']}: {m['value']:.3f} ({html.escape(m['verdict'])})</title></circle>"
+            )
+    for change in changes:
+        if first <= change["seconds"] <= starts[-1] + (starts[-1] - starts[0]) / max(len(starts) - 1, 1):
+            cx = min(x(change["seconds"]), width - 10)
+            parts.append(
+                f'<line class="version-change" x1="{cx:.1f}" x2="{cx:.1f}" y1="0" y2="{height - bottom}" '
+                f'stroke="#2c3e50"/><text x="{cx + 2:.1f}" y="10" font-size="10">v{html.escape(change["to"])}</text>'
+            )
+    parts.append(
+        f'<text x="0" y="{y(0):.1f}" font-size="10">0</text><text x="0" y="10" font-size="10">{top:.2g}</text>'
+        f'<text x="{left}" y="{height}" font-size="10">{html.escape(windows[0]["from"])}</text>'
+        f'<text x="{width - 10}" y="{height}" font-size="10" text-anchor="end">{html.escape(windows[-1]["from"])}</text>'
+    )
+    return f'<svg class="trend" width="{width}" height="{height}">{"".join(parts)}</svg>'
+
+
+def _trends_html(summary: dict) -> str:
+    windows = summary.get("windows")
+    if not windows:
+        return ""
+    rows = "".join(
+        f"<tr{FLAGGED_ROW if w['alerts'] else ''}><td>{w['index']}</td><td>{html.escape(w['from'])}</td>"
+        f"<td>{html.escape(w['to'])}</td><td>{w['rows']}</td><td>{html.escape(w['version'])}</td>"
+        f"<td>{len(w['alerts'])}</td></tr>"
+        for w in windows
+    )
+    plots = (
+        "".join(
+            f'<div class="feature flagged"><h3>{html.escape(name)}: {kind} over time</h3>'
+            f"{_trend_svg(windows, name, kind, summary.get('version_changes', []))}</div>"
+            for name, kind in flagged_trends(windows)
+        )
+        or "<p>no check shifted in any window</p>"
+    )
+    return f"""<h2>Windows</h2>
+<table id="windows"><tr><th>window</th><th>from</th><th>to</th><th>rows</th><th>version</th><th>alerts</th></tr>{rows}</table>
+<p>Each flagged check per window: its value (solid), the threshold (dashed) and the noise floor at that
+window's size (dotted); red dots are shifted windows, vertical lines where the served version changed.</p>
+{plots}
+"""
+
+
 def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]:
     """Writes report.json (`summary`) and report.html into `out`; returns both paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +252,8 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
 <th>rows</th><th>verdict</th></tr>{summary_rows}</table>
 <p>An alert needs the value above the threshold and above the noise floor: what random windows of
 training rows of the same size exceed {summary["thresholds"]["false_alarm_rate"]:g} of the time.</p>
-<h2>Training vs serving</h2>
+{_trends_html(summary)}
+<h2>Training vs serving{" (last window)" if summary.get("windows") else ""}</h2>
 <p class="key"><span style="background:{_TRAIN}">training</span> <span style="background:{_SERVING}">serving</span></p>
 {"".join(sections)}
 <h2>Alerts, in TFDV's words</h2>

@@ -227,8 +227,15 @@ def serve(config: ServeConfig) -> None:
         except ServingError as e:
             raise ServingError(f"--grpc-port: {e}") from None
 
+    monitors = []
+
     def ready():
         servers = list(models.servers.values())
+        if config.monitor_every > 0 and config.log_sample_rate > 0:
+            from keel.monitoring import beside
+
+            watched = [(s.source.workdir, s.log_dir) for s in servers if s.source.workdir is not None]
+            monitors.extend(beside.start(watched, config.monitor_every))
         logs = ", ".join(str(s.log_dir) for s in servers)
         logging_to = f"request logs in {logs}" if config.log_sample_rate > 0 else "request logging off"
         batching = (
@@ -244,6 +251,10 @@ def serve(config: ServeConfig) -> None:
         )
 
     def stopped():
+        if monitors:
+            from keel.monitoring import beside
+
+            beside.stop(monitors)
         batches = models.batcher.batches
         mean = f", {models.batcher.batched_rows / batches:.1f} rows per model call" if batches else ""
         servers = models.servers.values()

@@ -27,6 +27,7 @@ class ServeConfig:
     batch_wait_ms: float = 2.0  # longest a request waits for others to join its batch
     max_body_bytes: int = 4 << 20  # larger predict bodies get 413
     poll_seconds: float = 2.0  # how often to look for a new version
+    monitor_every: float = 0  # seconds per `keel monitor --follow` window beside the server; 0: none
 
     def __post_init__(self):
         checks = [
@@ -38,6 +39,7 @@ class ServeConfig:
             ("--batch-wait-ms", self.batch_wait_ms, self.batch_wait_ms >= 0, "0 or more"),
             ("--max-body-bytes", self.max_body_bytes, self.max_body_bytes >= 1, "at least 1"),
             ("--poll-seconds", self.poll_seconds, self.poll_seconds > 0, "more than 0"),
+            ("--monitor-every", self.monitor_every, self.monitor_every >= 0, "0 (off) or more seconds"),
         ]
         for flag, value, ok, expected in checks:
             if not ok:
