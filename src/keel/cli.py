@@ -150,6 +150,28 @@ def cmd_monitor(args) -> int:
     return EXIT_ALERTS if report.alerts else EXIT_OK
 
 
+def cmd_logs_export(args) -> int:
+    from pathlib import Path
+
+    from keel.core.spec import load_spec
+    from keel.core.workdirs import resolve_workdir
+    from keel.monitoring.export_span import export_span
+
+    spec = load_spec(args.spec, check_files=False)
+    exported = export_span(
+        spec,
+        resolve_workdir(args.workdir, spec),
+        Path(args.logs),
+        args.span,
+        labels=Path(args.labels) if args.labels else None,
+        version=args.model,
+        since=args.since,
+        until=args.until,
+    )
+    _emit(exported.to_dict(), exported.render(), args.json)
+    return EXIT_OK
+
+
 def cmd_lineage(args) -> int:
     from keel.mlmd.lineage import model_lineage, render
 
@@ -466,6 +488,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", default="monitor", help="where report.html and report.json go (default: ./%(default)s)"
     )
     monitor.set_defaults(func=cmd_monitor)
+
+    logs = commands.add_parser("logs", help="request logs: turn them into training data")
+    logs_actions = logs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export_logs = logs_actions.add_parser(
+        "export",
+        parents=[shared["workdir"], shared["json"]],
+        help="write logged requests, joined with their labels, as a new span of the spec's {SPAN} CSV source",
+    )
+    export_logs.add_argument("--logs", metavar="DIR", required=True, help="a directory of PredictionLog TFRecord files")
+    export_logs.add_argument(
+        "--spec", metavar="SPEC", required=True, help="the pipeline spec whose data.source gets the span"
+    )
+    export_logs.add_argument("--span", type=int, required=True, help="the new span's number (never overwritten)")
+    export_logs.add_argument(
+        "--labels", metavar="CSV", default=None, help="CSV of request_id,label; rows without a label are dropped"
+    )
+    export_logs.add_argument("--model", default=None, help="only this model version's requests (default: all)")
+    export_logs.add_argument("--since", default=None, help="ISO time: requests from then on")
+    export_logs.add_argument("--until", default=None, help="ISO time: requests before then")
+    export_logs.set_defaults(func=cmd_logs_export)
 
     queries = [*located, shared["json"]]  # the ML Metadata queries
     lineage = commands.add_parser("lineage", parents=queries, help="what produced a model, from ML Metadata")

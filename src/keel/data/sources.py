@@ -3,8 +3,11 @@
 import codecs
 import csv
 import dataclasses
+import fnmatch
 import glob
 import hashlib
+import json
+import re
 from pathlib import Path
 
 from keel.core.errors import SpecError
@@ -150,11 +153,13 @@ def prepare_source(spec, workdir: Path, span: int | None = None) -> tuple[DataSo
         raise SpecError(f"--span {span}: data.source {spec.data.source!r} has no {SPAN} in it")
     if source.has_span:
         source, files = select_span(source, span)
-        return source, {
+        record = {
             "source": spec.data.source,
             "span": source.span,
             "files": [{"path": str(f), "sha256": _sha256(f, utf8=source.kind == "csv")} for f in files],
         }
+        origin = span_origin(source, source.span)
+        return source, {**record, "origin": origin} if origin else record
     if source.builtin:
         record = datasets.materialise(source.builtin, workdir / "data" / source.builtin)
         source = dataclasses.replace(source, input_base=Path(record["file"]).parent)
@@ -199,3 +204,63 @@ def _sha256(path: Path, utf8: bool = False) -> str:
         except UnicodeDecodeError:
             raise SpecError(f"data.source: {path} is not UTF-8 text: it ends inside a multi-byte character") from None
     return h.hexdigest()
+
+
+# Spans written by `keel logs export`
+
+
+def _span_regex(pattern: str) -> re.Pattern:
+    """Matches a path relative to the base under `pattern` (`*` and `?` within one name); group 1 is the span."""
+    wild = {"*": "[^/]*", "?": "[^/]"}
+    parts = [
+        r"(\d+)" if part == SPAN else "".join(wild.get(c, re.escape(c)) for c in part)
+        for part in re.split(r"(\{SPAN\})", pattern)
+    ]
+    return re.compile("".join(parts) + r"\Z")
+
+
+def span_files(source: DataSource, span: int) -> list[Path]:
+    """The files of span `span` of a `{SPAN}` source (span 2 is span-2 and span-02 alike)."""
+    regex = _span_regex(source.pattern)
+    found = []
+    for name in glob.glob(str(Path(source.input_base) / source.pattern.replace(SPAN, "*"))):
+        matched = regex.match(Path(name).relative_to(source.input_base).as_posix())
+        if matched and int(matched.group(1)) == span:
+            found.append(Path(name))
+    return sorted(found)
+
+
+def span_file(source: DataSource, span: int) -> Path:
+    """The one file a new span `span` is written to: the pattern with the span number, `*` as `logged`."""
+    relative = source.pattern.replace(SPAN, str(span))
+    if any(ch in relative for ch in "?["):
+        raise SpecError(f"data.source: {source.pattern!r}: a new span is written only where the pattern has no ? or [")
+    return Path(source.input_base) / relative.replace("*", "logged")
+
+
+def span_lineage_file(source: DataSource, span: int) -> Path:
+    """Where the lineage of span `span` is kept: beside the span's top-level entry, outside the pattern."""
+    top = Path(span_file(source, span).relative_to(source.input_base).parts[0])
+    path = Path(source.input_base) / f"{top}.lineage.json"
+    if fnmatch.fnmatch(path.relative_to(source.input_base).as_posix(), source.pattern.replace(SPAN, "*")):
+        raise SpecError(f"data.source: {source.pattern!r} would also match the span's lineage file {path.name}")
+    return path
+
+
+def span_origin(source: DataSource, span: int | None) -> dict | None:
+    """What `keel logs export` recorded about span `span` (model versions, log and label files), or None.
+
+    `matches` says whether the span's file is still the one exported (its sha256 is unchanged).
+    """
+    if span is None:
+        return None
+    try:
+        path = span_lineage_file(source, span)
+    except SpecError:
+        return None
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    exported = Path(record.get("file", ""))
+    matches = exported.is_file() and _sha256(exported) == record.get("file_sha256")
+    return {**record, "lineage_file": str(path), "matches": matches}

@@ -404,6 +404,24 @@ def _overrides_text(overrides: dict) -> str:
     return f", with --set {', '.join(f'{k}={json.dumps(v)}' for k, v in overrides.items())}" if overrides else ""
 
 
+def _exported_lines(origin: dict) -> list[str]:
+    """Where a span written by `keel logs export` came from: model versions, log files, label file."""
+    changed = "" if origin.get("matches") else "; the span's file has changed since"
+    lines = [
+        f"    exported from the request logs of {', '.join(origin['model'])} version(s) "
+        f"{', '.join(origin['versions'])}: {origin['rows']} rows, {origin['unlabelled_dropped']} unlabelled "
+        f"dropped ({origin['lineage_file']}{changed})"
+    ]
+    lines += [f"      log: {f['path']} (sha256 {text.short_sha(f['sha256'])})" for f in origin["logs"]]
+    labels = origin.get("labels")
+    lines.append(
+        f"      labels: {labels['path']} (sha256 {text.short_sha(labels['sha256'])})"
+        if labels
+        else "      labels: from the logged rows"
+    )
+    return lines
+
+
 def render(record: Lineage) -> str:
     """The lineage as readable text."""
     m, spec, data, training = record.model, record.spec, record.data, record.training
@@ -418,6 +436,8 @@ def render(record: Lineage) -> str:
     lines.append(f"  data: {data.source}{span}")
     for f in data.files:
         lines.append(f"    {f['path']} (sha256 {text.short_sha(f['sha256'])})")
+    if data.origin and data.origin.get("exported_from") == "request_logs":
+        lines += _exported_lines(data.origin)
     if data.rows:
         lines.append(
             "    rows: "

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from keel.monitoring.checks import _MEASURES
+
 _TRAIN, _SERVING = "#4c72b0", "#dd8452"
 
 
@@ -215,7 +217,7 @@ def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]
         plot = _numeric_svg(t, s) if numeric else _categorical_svg(t, s)
         measured = summary["features"].get(name, {})
         lines = [
-            f"{kind}: {m['measure']} {m['value']:.4f} (threshold {m['threshold']:g}, noise floor "
+            f"{kind}: {_MEASURES.get(m['measure'], m['measure'])} {m['value']:.4f} (threshold {m['threshold']:g}, noise floor "
             f"{m['noise_floor']:.4f}): {m['verdict']}"
             for kind, m in measured.items()
         ]
@@ -240,7 +242,7 @@ def write_reports(out: Path, summary: dict, train, serving) -> tuple[Path, Path]
 <style>
 body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
-.feature {{ display: inline-block; margin: 0 2em 2em 0; vertical-align: top; }}
+.feature {{ display: inline-block; margin: 0 2em 2em 0; vertical-align: top; max-width: 440px; }}
 .flagged h3, tr.flagged td {{ color: #c0392b; }} .key span {{ padding: 0 6px; color: white; }}
 </style></head><body>
 <h1>{html.escape(summary["model"])} version {summary["version"]}: {len(summary["alerts"])} alert(s)</h1>
