@@ -163,6 +163,11 @@ def cmd_runs(args) -> int:
     workdir = _workdir(args)
     found = runs.list_runs(workdir)
     _emit([r.to_dict() for r in found], runs.render(found, workdir), args.json)
+    if args.plot:
+        from keel.registry.plot import write_plot
+
+        metric, count = write_plot(found, args.plot)
+        print(f"plot: {args.plot} ({metric} of {count} run(s))", file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 
@@ -447,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = commands.add_parser(
         "runs", parents=queries, help="every pipeline run: time, what ran, spec changes, hparams, metrics, push"
+    )
+    runs.add_argument(
+        "--plot", metavar="OUT.svg", default=None, help="also draw the judged metric per run, blessed runs marked"
     )
     runs.set_defaults(func=cmd_runs)
 
