@@ -15,6 +15,8 @@ The user module is loaded by content hash (keel.core.modules.load_module), so an
 import dataclasses
 import gc
 import glob
+import io
+import os
 import signal
 import sys
 import time
@@ -41,14 +43,18 @@ class _State:
 class _StopAfterRun:
     """While a run executes: the first Ctrl-C asks to stop after it, a second one aborts it."""
 
-    def __init__(self, say):
-        self.say, self.requested = say, False
+    def __init__(self, out):
+        self.out, self.requested = out, False
 
     def _handler(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self.say("watch: Ctrl-C: stopping after this run (Ctrl-C again aborts it)")
+        line = "watch: Ctrl-C: stopping after this run (Ctrl-C again aborts it)\n"
+        try:  # straight to the file descriptor: the handler may run while a print holds the stream's buffer
+            os.write(self.out.fileno(), line.encode())
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            self.out.write(line)
 
     def __enter__(self):
         self.previous = signal.signal(signal.SIGINT, self._handler)
@@ -147,7 +153,7 @@ class Watcher:
         module = str(spec.resolve(spec.model.module))
         module_text = Path(module).read_text(errors="replace")
         started = time.monotonic()
-        with _StopAfterRun(self.say) as interrupts:
+        with _StopAfterRun(self.out) as interrupts:
             try:
                 summary = run_pipeline(spec, workdir=workdir, span=self.span, out=self.out)
             except KeyboardInterrupt:
