@@ -66,6 +66,7 @@ class JitChoice:
     probe: tuple[ModeTiming, ...] = ()
     probe_cache: str | None = None  # the cache file of the measurement
     probe_reused: bool = False  # True when the measurement came from the cache, not from this run
+    probe_s: float | None = None  # what measuring took in this run (0 when reused)
 
     def as_dict(self) -> dict:
         found = {
@@ -76,6 +77,8 @@ class JitChoice:
         }
         if self.probe:
             found["probe"] = {("xla" if t.jit_compile else "graph"): t.as_dict(self.planned_steps) for t in self.probe}
+        if self.probe_s is not None:
+            found["probe_s"] = round(self.probe_s, 3)
         if self.probe_cache:
             found["probe_cache"] = self.probe_cache
             found["probe_reused"] = self.probe_reused
@@ -192,13 +195,17 @@ def choose_jit(
     if setting != "auto":
         return JitChoice(bool(setting), setting, "set in the spec", planned_steps)
     found = cache.load() if cache else None
-    reused = found is not None
+    reused, started = found is not None, time.perf_counter()
     if found is None:
         found = _probe(compiled_model, dataset, planned_steps)
         if cache:
             cache.save({**found, "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
     graph = ModeTiming(**found["graph"])
-    where = {"probe_cache": str(cache.path) if cache else None, "probe_reused": reused}
+    where = {
+        "probe_cache": str(cache.path) if cache else None,
+        "probe_reused": reused,
+        "probe_s": 0.0 if reused else time.perf_counter() - started,
+    }
     if found["xla"] is None:
         return JitChoice(False, setting, found["xla_problem"], planned_steps, (graph,), **where)
     xla = ModeTiming(**found["xla"])
