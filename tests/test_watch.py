@@ -150,7 +150,7 @@ def test_an_invalid_spec_is_one_error_line_and_the_watch_goes_on_until_it_is_fix
     watcher.until("[ 7/10] Trainer")  # the run has started: Ctrl-C lets it finish, then stops
     watcher.process.send_signal(signal.SIGINT)
     shown = watcher.until("watch: stopped")
-    assert "watch: Ctrl-C: stopping after this run (Ctrl-C again aborts it)" in shown
+    assert "watch: Ctrl-C: stopping after this run (Ctrl-C again aborts it)" in shown, "\n".join(shown)
     assert any(line.startswith("watch: ran Trainer, Evaluator, Pusher; 6 cached; ") for line in shown)
     assert "  spec: train.steps: 20 -> 25" in "\n".join(watcher.lines)
     assert watcher.process.wait(timeout=60) == 0
@@ -164,7 +164,7 @@ def test_ctrl_c_between_runs_stops_cleanly(watched):
     watcher = Watcher(spec, root / "work")
     try:
         shown = watcher.until(WAITING)
-        assert any(line.startswith("watch: ran nothing; ") for line in shown)  # everything cached
+        assert any(line.startswith("watch: ran nothing; ") for line in shown), "\n".join(shown)  # all cached
         watcher.process.send_signal(signal.SIGINT)
         assert watcher.until("watch: stopped")[-1] == "watch: stopped"
         assert watcher.process.wait(timeout=60) == 0
