@@ -103,7 +103,7 @@ def test_the_first_run_measures_and_caches_the_xla_probe(watched):
     shown = watcher.until(WAITING)
     assert shown[0].startswith("watch: ") and "Ctrl-C stops" in shown[0]
     assert any(line.startswith("watch: ran CsvExampleGen, ") and "; 0 cached; " in line for line in shown)
-    assert any("(first run here), no blessed baseline to compare with" in line for line in shown)
+    assert any("(the first run of this watch), no blessed baseline to compare with" in line for line in shown)
     jit = latest_training(root / "work")["jit"]
     assert jit["probe_reused"] is False and Path(jit["probe_cache"]).is_file()
     assert Path(jit["probe_cache"]).parent == (root / "work" / "cache" / "xla_probe").resolve()

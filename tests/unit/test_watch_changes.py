@@ -46,7 +46,7 @@ def test_the_code_diff_is_unified_and_cut():
 
 def test_the_metric_against_the_previous_run_and_the_blessed_baseline():
     assert changes.metric_delta("acc", 0.97, None, None) == (
-        "acc 0.9700: (first run here), no blessed baseline to compare with"
+        "acc 0.9700: (the first run of this watch), no blessed baseline to compare with"
     )
     assert changes.metric_delta("acc", 0.97, 0.95, -0.01) == (
         "acc 0.9700: +0.0200 vs the previous run (0.9500), -0.0100 vs the blessed baseline (0.9800)"

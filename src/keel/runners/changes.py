@@ -76,7 +76,7 @@ def metric_delta(name: str, value: float | None, previous: float | None, baselin
         return None
     parts = [f"{name} {value:.4f}"]
     if previous is None:
-        parts.append("(first run here)")
+        parts.append("(the first run of this watch)")
     else:
         parts.append(f"{value - previous:+.4f} vs the previous run ({previous:.4f})")
     if baseline_change is None:
