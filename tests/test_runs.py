@@ -55,6 +55,19 @@ def test_runs_json_says_what_ran_was_cached_and_measured(two_runs):
     assert second["seconds"] > 0 and second["started_ms"] >= first["started_ms"]
 
 
+def test_the_plot_draws_both_runs_metric_blessed_runs_marked(two_runs, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "plots" / "runs.svg"
+    shown = keel("runs", "--workdir", two_runs.workdir, "--plot", out)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert shown.stdout.splitlines()[-1] == f"plot: {out} (sparse_categorical_accuracy of 2 run(s))"
+    dots = [c for c in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}circle") if c.get("class")]
+    assert [d.get("class") for d in dots] == ["blessed", "blessed"]
+    wrong = keel("runs", "--workdir", two_runs.workdir, "--plot", tmp_path / "runs.png")
+    assert wrong.returncode == 2 and wrong.stderr.startswith("error: --plot ")
+
+
 def test_a_workdir_without_runs_is_one_line(tmp_path):
     shown = keel("runs", "--workdir", tmp_path)
     assert shown.returncode == 0, shown.stderr[-3000:]

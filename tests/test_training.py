@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from keel.core.errors import AcceleratorError
-from keel.executors.training.jit import choose_jit
+from keel.executors.training.jit import MARGIN, choose_jit
 from keel.executors.training.record import read_training_record
 from keel.executors.training.strategy import local_tpu_devices, resolve_strategy
 
@@ -97,13 +97,18 @@ def test_auto_jit_times_both_modes_and_picks_the_faster_over_the_planned_steps()
     assert (graph.jit_compile, xla.jit_compile) == (False, True)
     # XLA's compilation is a fixed cost, counted apart from the steady step.
     assert xla.fixed_s > xla.step_s > 0 and graph.step_s > 0
-    assert choice.jit_compile == (xla.predicted_s(planned) < graph.predicted_s(planned))
+    # XLA only when predicted more than the margin faster; graph mode, the default, otherwise.
+    assert choice.jit_compile == (xla.predicted_s(planned) * (1 + MARGIN) <= graph.predicted_s(planned))
     assert choice.as_dict()["probe"]["xla"] == {
         "fixed_s": round(xla.fixed_s, 4),
         "step_ms": round(xla.step_s * 1000, 4),
         "predicted_s": round(xla.predicted_s(planned), 3),
     }
-    assert re.fullmatch(r"(XLA|graph mode) measured [0-9.]+x faster over 500 steps", choice.reason)
+    assert re.fullmatch(
+        r"(XLA|graph mode) measured [0-9.]+x faster over 500 steps|graph mode kept \(the default\): XLA measured "
+        r"only [0-9.]+x faster over 500 steps, within the 3% margin",
+        choice.reason,
+    )
 
 
 ACCELERATOR = accelerator_present()

@@ -75,6 +75,8 @@ def cmd_run(args) -> int:
     from keel.core.workdirs import resolve_workdir
     from keel.runners.local import run_pipeline
 
+    if args.watch:
+        return _watch(args)
     spec = load_spec(args.spec, overrides=parse_overrides(args.overrides))
     workdir = resolve_workdir(args.workdir, spec)
     # With --json, stdout carries only the summary: progress (the runner's and the Trainer's) goes to stderr.
@@ -82,6 +84,17 @@ def cmd_run(args) -> int:
         summary = run_pipeline(spec, workdir=workdir, span=args.span)
     _emit(dataclasses.asdict(summary), summary.render(), args.json)
     return EXIT_OK
+
+
+def _watch(args) -> int:
+    from keel.core.errors import KeelError
+    from keel.core.spec import parse_overrides
+    from keel.runners.watch import ABORTED, Watcher
+
+    if args.json:
+        raise KeelError("--watch prints text after each run; drop --json (keel runs --json lists the runs)")
+    outcome = Watcher(args.spec, parse_overrides(args.overrides), args.workdir, args.span).run()
+    return EXIT_INTERRUPTED if outcome == ABORTED else EXIT_OK
 
 
 def cmd_serve(args) -> int:
@@ -186,6 +199,11 @@ def cmd_runs(args) -> int:
     workdir = _workdir(args)
     found = runs.list_runs(workdir)
     _emit([r.to_dict() for r in found], runs.render(found, workdir), args.json)
+    if args.plot:
+        from keel.registry.plot import write_plot
+
+        metric, count = write_plot(found, args.plot)
+        print(f"plot: {args.plot} ({metric} of {count} run(s))", file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 
@@ -360,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("spec", help="path of a pipeline spec (pipelines/*.toml)")
     run.add_argument("--span", type=int, default=None, help="data version of a {SPAN} source (default: the latest)")
+    run.add_argument(
+        "--watch",
+        action="store_true",
+        help="stay running: run again whenever the spec, the model module or the data files change, and "
+        "print what changed and the metric against the previous run and the blessed baseline (Ctrl-C stops)",
+    )
     _add_set(run)
     run.set_defaults(func=cmd_run)
 
@@ -518,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = commands.add_parser(
         "runs", parents=queries, help="every pipeline run: time, what ran, spec changes, hparams, metrics, push"
+    )
+    runs.add_argument(
+        "--plot", metavar="OUT.svg", default=None, help="also draw the judged metric per run, blessed runs marked"
     )
     runs.set_defaults(func=cmd_runs)
 

@@ -63,3 +63,31 @@ def test_a_run_with_an_unchanged_spec_and_no_evaluation():
 def test_runs_are_plain_json():
     shown = json.loads(json.dumps(run(1).to_dict()))
     assert shown["ran"][-1] == "Pusher" and shown["metrics"]["sparse_categorical_accuracy"] == 0.97
+
+
+def test_the_plot_marks_blessed_runs_and_skips_runs_without_the_metric(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    import pytest
+
+    from keel.core.errors import KeelError
+    from keel.registry.plot import write_plot
+
+    runs = [
+        run(1),
+        run(2, metrics={}, blessed=None),
+        run(3, metrics={"example_count": 68, "sparse_categorical_accuracy": 0.91}, blessed=False),
+    ]
+    metric, count = write_plot(runs, tmp_path / "runs.svg")
+    assert (metric, count) == ("sparse_categorical_accuracy", 2)
+    svg = ET.parse(tmp_path / "runs.svg").getroot()
+    dots = [c for c in svg.iter("{http://www.w3.org/2000/svg}circle") if c.get("class")]
+    assert [d.get("class") for d in dots] == ["blessed", "not blessed"]
+    assert [d.find("{http://www.w3.org/2000/svg}title").text for d in dots] == [
+        "run 1: 0.9700, blessed",
+        "run 3: 0.9100, not blessed",
+    ]
+    with pytest.raises(KeelError, match=r"^--plot .*runs.png: keel draws SVG"):
+        write_plot(runs, tmp_path / "runs.png")
+    with pytest.raises(KeelError, match="no run has an evaluated metric"):
+        write_plot([run(1, metrics={})], tmp_path / "none.svg")

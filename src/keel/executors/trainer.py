@@ -31,7 +31,7 @@ from keel.core.tasks import METRICS, POSITIVE_CLASS_INDEX, metric_problem
 from keel.data.features import LABEL_VOCABULARY, LABEL_WEIGHT, FeatureSet, dtype_kind, split_features
 from keel.executors import warm_start
 from keel.executors.signatures import save_serving_model
-from keel.executors.training import tensorboard
+from keel.executors.training import probe_cache, tensorboard
 from keel.executors.training.jax_backend import check_agreement, resolve_backend, train_on_jax
 from keel.executors.training.jit import choose_jit
 from keel.executors.training.precision import dtype_policy, resolve_precision
@@ -209,6 +209,23 @@ class Progress(keras.callbacks.Callback):
             print(f"    Trainer: step {step}/{self.steps} ({time.monotonic() - self.started:.1f}s) {shown}", flush=True)
 
 
+def _probe_cache(custom_config, config: TrainerConfig, features: FeatureSet, placement, precision, batch_size, moments):
+    """Where the XLA probe's measurement for this model and device is kept (None: not kept, e.g. on Vertex)."""
+    directory = (custom_config or {}).get(probe_cache.CUSTOM_CONFIG_KEY)
+    if not directory:
+        return None
+    fields = probe_cache.key_fields(
+        module_sha256=config.module_sha256,
+        hparams=dict(config.hparams),
+        batch_size=batch_size,
+        features={"numeric": features.numeric, "categorical": features.categorical, "classes": features.output_units},
+        training={"task": config.task, "metric": config.metric, "precision": precision, "label_scaled": bool(moments)},
+        device=probe_cache.device_kind(placement.device, placement.replicas),
+        stack=probe_cache.stack_versions(),
+    )
+    return probe_cache.ProbeCache(Path(directory), fields)
+
+
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point."""
     config = decode(TrainerConfig, fn_args.custom_config)
@@ -269,6 +286,7 @@ def _train_on_tensorflow(fn_args, config: TrainerConfig, features: FeatureSet, m
         lambda: _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size),
         fn_args.train_steps,
         on_tpu=placement.device == "tpu",
+        cache=_probe_cache(fn_args.custom_config, config, features, placement, precision, batch_size, moments),
     )
     record = training_record(placement, precision, jit, batch_size)
     print(f"    Trainer: {describe_record(record)}", flush=True)

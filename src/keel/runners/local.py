@@ -29,6 +29,7 @@ def local_placement(spec: Spec, workdir: Path, beam_args: list[str] | None = Non
     """
     from tfx import v1 as tfx
 
+    from keel.executors.training.probe_cache import CUSTOM_CONFIG_KEY
     from keel.mlmd.store import store_path
     from keel.pipeline.factory import Placement
     from keel.runners.beam import beam_pipeline_args
@@ -40,6 +41,7 @@ def local_placement(spec: Spec, workdir: Path, beam_args: list[str] | None = Non
         metadata=tfx.orchestration.metadata.sqlite_metadata_connection_config(str(store_path(workdir))),
         module=str(spec.resolve(spec.model.module)),
         beam_args=tuple(beam_pipeline_args(spec) if beam_args is None else beam_args),
+        trainer_extra={CUSTOM_CONFIG_KEY: str(workdir / "cache" / "xla_probe")},
     )
 
 

@@ -1,14 +1,18 @@
 """`train.jit_compile` -> XLA on or off for the training step.
 
-With "auto", both modes are timed on the real model and the real input pipeline before training:
-a freshly built model per mode runs a short `fit`, and a callback timestamps each step. The median
-step after the first is the steady step; the rest of the `fit`'s wall time (tracing, XLA
-compilation, set-up and wrap-up) is fixed cost. The mode with the smaller
-`fixed + planned_steps * step` wins. On a TPU the answer
-is always XLA (TPUs run nothing else), so nothing is timed there.
+With "auto", both modes are timed on the real model and the real input pipeline before training.
+A freshly built model per mode first runs a short warm-up `fit` (tracing, XLA compilation, the first
+steps); then the two modes take turns, ROUNDS short windows each, in alternating order, so a change
+in the machine's load falls on both. A callback timestamps each step; the median step interval over
+a mode's windows is its steady step, and the warm-up's wall time beyond its steps is its fixed cost.
+The mode with the smaller `fixed + planned_steps * step` wins, but XLA only by more than MARGIN:
+below that, graph mode (the default) is kept and the reason says so. The measurement is cached per
+model and device (keel.executors.training.probe_cache) and reused by later runs with other steps or
+learning rates. On a TPU the answer is always XLA (TPUs run nothing else), so nothing is timed there.
 """
 
 import dataclasses
+import datetime
 import itertools
 import statistics
 import time
@@ -17,7 +21,17 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-PROBE_STEPS = 10  # steady-state steps timed per mode, after the first
+from keel.executors.training.probe_cache import ProbeCache
+
+WARMUP_STEPS = 2  # per mode, before any window: tracing, compilation and the first step
+ROUNDS = 3  # alternating windows per mode
+MIN_WINDOW, MAX_WINDOW = 4, 10  # steps per window (3 to 9 step intervals each)
+MARGIN = 0.03  # XLA must be predicted this much faster to replace graph mode
+
+
+def window_steps(planned_steps: int) -> int:
+    """Steps per timed window: a fiftieth of the planned steps, within [MIN_WINDOW, MAX_WINDOW]."""
+    return max(MIN_WINDOW, min(MAX_WINDOW, planned_steps // 50))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +64,9 @@ class JitChoice:
     reason: str
     planned_steps: int
     probe: tuple[ModeTiming, ...] = ()
+    probe_cache: str | None = None  # the cache file of the measurement
+    probe_reused: bool = False  # True when the measurement came from the cache, not from this run
+    probe_s: float | None = None  # what measuring took in this run (0 when reused)
 
     def as_dict(self) -> dict:
         found = {
@@ -60,6 +77,11 @@ class JitChoice:
         }
         if self.probe:
             found["probe"] = {("xla" if t.jit_compile else "graph"): t.as_dict(self.planned_steps) for t in self.probe}
+        if self.probe_s is not None:
+            found["probe_s"] = round(self.probe_s, 3)
+        if self.probe_cache:
+            found["probe_cache"] = self.probe_cache
+            found["probe_reused"] = self.probe_reused
         return found
 
 
@@ -74,19 +96,31 @@ class StepClock(keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
 
 
-def time_mode(model: keras.Model, dataset: tf.data.Dataset, probe_steps: int = PROBE_STEPS) -> ModeTiming:
-    """Times a `fit` of `probe_steps + 1` steps of a compiled `model` on `dataset` (it trains the model).
-
-    The steady step is the median step after the first; everything else in the `fit` (tracing,
-    compilation, the set-up before the first step and the wrap-up after the last) is fixed cost,
-    which a real `fit` of any length pays once.
-    """
+def _fit(model: keras.Model, dataset: tf.data.Dataset, steps: int) -> tuple[float, list[float]]:
+    """Trains `model` `steps` steps; returns the fit's wall time and its step intervals."""
     clock = StepClock()
     started = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=probe_steps + 1, verbose=0, callbacks=[clock])
-    wall = time.perf_counter() - started
-    step = statistics.median(b - a for a, b in itertools.pairwise(clock.ends))
-    return ModeTiming(bool(model.jit_compile), fixed_s=max(0.0, wall - (probe_steps + 1) * step), step_s=step)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
+    return time.perf_counter() - started, [b - a for a, b in itertools.pairwise(clock.ends)]
+
+
+def measure(models: dict[bool, keras.Model], datasets: dict[bool, tf.data.Dataset], window: int) -> list[ModeTiming]:
+    """Times each mode in `models` (jit_compile -> compiled model; it trains them): a warm-up `fit`, then
+    ROUNDS windows of `window` steps per mode, the modes alternating and their order flipping each round.
+
+    Raises what a mode's warm-up raises (XLA failing to compile).
+    """
+    warm = {jit: _fit(model, datasets[jit], WARMUP_STEPS)[0] for jit, model in models.items()}
+    intervals: dict[bool, list[float]] = {jit: [] for jit in models}
+    order = list(models)
+    for round_ in range(ROUNDS):
+        for jit in order if round_ % 2 == 0 else reversed(order):
+            intervals[jit].extend(_fit(models[jit], datasets[jit], window)[1])
+    timings = []
+    for jit in order:
+        step = statistics.median(intervals[jit])
+        timings.append(ModeTiming(jit, fixed_s=max(0.0, warm[jit] - WARMUP_STEPS * step), step_s=step))
+    return timings
 
 
 def _cause(error: tf.errors.OpError) -> str:
@@ -102,33 +136,78 @@ def faster(graph: ModeTiming, xla: ModeTiming, planned_steps: int) -> ModeTiming
     return xla if xla.predicted_s(planned_steps) < graph.predicted_s(planned_steps) else graph
 
 
+def decide(graph: ModeTiming, xla: ModeTiming, planned_steps: int, margin: float = MARGIN) -> tuple[bool, str]:
+    """XLA on or off, and why: XLA only when predicted more than `margin` faster over `planned_steps`."""
+    best = faster(graph, xla, planned_steps)
+    other = xla if best is graph else graph
+    ratio = other.predicted_s(planned_steps) / max(best.predicted_s(planned_steps), 1e-9)
+    if best.jit_compile and ratio < 1 + margin:
+        return False, (
+            f"graph mode kept (the default): XLA measured only {ratio:.2f}x faster over {planned_steps} steps, "
+            f"within the {margin:.0%} margin"
+        )
+    return (
+        best.jit_compile,
+        f"{'XLA' if best.jit_compile else 'graph mode'} measured {ratio:.2f}x faster over {planned_steps} steps",
+    )
+
+
+def _probe(compiled_model, dataset, planned_steps: int) -> dict:
+    """Measures both modes; the result as plain data (what the cache stores)."""
+    window = window_steps(planned_steps)
+    graph_model = compiled_model(False)
+    xla_model = compiled_model(True)
+    if not xla_model.jit_compile:
+        (graph,) = measure({False: graph_model}, {False: dataset()}, window)
+        return {
+            "graph": dataclasses.asdict(graph),
+            "xla": None,
+            "xla_problem": "a layer of the model does not support XLA",
+        }
+    try:
+        graph, xla = measure({False: graph_model, True: xla_model}, {False: dataset(), True: dataset()}, window)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+        (graph,) = measure({False: graph_model}, {False: dataset()}, window)
+        return {
+            "graph": dataclasses.asdict(graph),
+            "xla": None,
+            "xla_problem": f"XLA cannot compile the model: {_cause(e)}",
+        }
+    return {"graph": dataclasses.asdict(graph), "xla": dataclasses.asdict(xla), "xla_problem": None}
+
+
 def choose_jit(
     setting: str | bool,
     compiled_model: Callable[[bool], keras.Model],
     dataset: Callable[[], tf.data.Dataset],
     planned_steps: int,
     on_tpu: bool = False,
+    cache: ProbeCache | None = None,
 ) -> JitChoice:
     """Decides `jit_compile` for training.
 
     `compiled_model(jit)` returns a freshly built model compiled with `jit_compile=jit`; `dataset()`
-    returns the training input. Both are called only for "auto" off TPUs.
+    returns the training input. Both are called only for "auto" off TPUs, and not at all when
+    `cache` holds this model's measurement.
     """
     if on_tpu:
         return JitChoice(True, setting, "TPU: XLA is the only way a TPU runs", planned_steps)
     if setting != "auto":
         return JitChoice(bool(setting), setting, "set in the spec", planned_steps)
-    probe_steps = max(1, min(PROBE_STEPS, planned_steps))
-    graph = time_mode(compiled_model(False), dataset(), probe_steps)
-    xla_model = compiled_model(True)
-    if not xla_model.jit_compile:
-        return JitChoice(False, setting, "a layer of the model does not support XLA", planned_steps, (graph,))
-    try:
-        xla = time_mode(xla_model, dataset(), probe_steps)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
-        return JitChoice(False, setting, f"XLA cannot compile the model: {_cause(e)}", planned_steps, (graph,))
-    best = faster(graph, xla, planned_steps)
-    other = xla if best is graph else graph
-    ratio = other.predicted_s(planned_steps) / max(best.predicted_s(planned_steps), 1e-9)
-    reason = f"{'XLA' if best.jit_compile else 'graph mode'} measured {ratio:.2f}x faster over {planned_steps} steps"
-    return JitChoice(best.jit_compile, setting, reason, planned_steps, (graph, xla))
+    found = cache.load() if cache else None
+    reused, started = found is not None, time.perf_counter()
+    if found is None:
+        found = _probe(compiled_model, dataset, planned_steps)
+        if cache:
+            cache.save({**found, "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+    graph = ModeTiming(**found["graph"])
+    where = {
+        "probe_cache": str(cache.path) if cache else None,
+        "probe_reused": reused,
+        "probe_s": 0.0 if reused else time.perf_counter() - started,
+    }
+    if found["xla"] is None:
+        return JitChoice(False, setting, found["xla_problem"], planned_steps, (graph,), **where)
+    xla = ModeTiming(**found["xla"])
+    jit, reason = decide(graph, xla, planned_steps)
+    return JitChoice(jit, setting, reason, planned_steps, (graph, xla), **where)

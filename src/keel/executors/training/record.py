@@ -61,6 +61,9 @@ def describe_record(record: dict) -> str:
         line += "; probe " + ", ".join(
             f"{mode} {p['fixed_s']:.2f}s + {p['step_ms']:.2f} ms/step" for mode, p in probe.items()
         )
+        if jit.get("probe_cache"):
+            how = "reused from" if jit["probe_reused"] else f"measured in {jit.get('probe_s', 0):.1f}s, cached in"
+            line += f" ({how} {jit['probe_cache']})"
     if where.get("note"):
         line += f"; {where['note']}"
     return line
