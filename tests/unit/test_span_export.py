@@ -56,6 +56,10 @@ def test_logged_rows_become_fields_typed_by_the_schema_and_unlabelled_ones_are_d
     bill = schema_pb2.Schema()
     (lengths,) = csv_rows([row("d", island=39.1)], ["species", "island"], "species", {"d": "Adelie"}, bill)[0]
     assert lengths == ["Adelie", "39.1"]  # float32's shortest form, not 39.099998474121094
+    floats = schema_pb2.Schema()
+    floats.feature.add(name="mass", type=schema_pb2.FLOAT)
+    (mass,) = csv_rows([row("e", mass=3750)], ["species", "mass"], "species", {"e": "Adelie"}, floats)[0]
+    assert mass == ["Adelie", "3750.0"]  # an integer sent for a FLOAT column keeps the column FLOAT in the span
     with pytest.raises(LogError, match=r"request a: feature 'mass' is 3750.5; the schema types it INT"):
         csv_rows([row("a", mass=3750.5)], ["species", "mass"], "species", {"a": "Adelie"}, schema)
     with pytest.raises(LogError, match=r"request a: feature 'beak' is not a column of data.source"):

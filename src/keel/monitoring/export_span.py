@@ -69,8 +69,10 @@ def _value(feature: tf.train.Feature, kind, column: str, request_id: str) -> str
         if not float(value).is_integer():
             raise LogError(f"request {request_id}: feature {column!r} is {value!r}; the schema types it INT")
         return str(int(value))
-    if isinstance(value, float):
-        return str(np.float32(value)) if math.isfinite(value) else ""  # float32's shortest form: 39.1
+    if kind == schema_pb2.FLOAT or isinstance(value, float):
+        # float32's shortest form (39.1), with its decimal point kept (3750.0): a FLOAT column written as
+        # "3750" would be read back as INT, and the model trained on FLOAT could not parse the new span.
+        return str(np.float32(value)) if math.isfinite(value) else ""
     return str(value)
 
 
