@@ -230,6 +230,17 @@ def _error(rows, labels: dict[str, str], lineage, thresholds: Thresholds, label_
     return found, alerts
 
 
+def _one_model(predicts: list, log_dir: Path) -> list[str]:
+    """The one model name the logged requests are for (a LogError when they mix models)."""
+    models = sorted({p.model for p in predicts})
+    if len(models) != 1:
+        raise LogError(
+            f"--logs: {log_dir} holds requests for {len(models)} models ({', '.join(models)}); "
+            "give each model its own log directory"
+        )
+    return models
+
+
 def monitor(
     workdir: Path,
     log_dir: Path,
@@ -241,12 +252,7 @@ def monitor(
     """Checks the logged requests of one model version; writes out/report.html and out/report.json."""
     start = logs.parse_since(since)
     predicts, truncated = logs.read_predict_logs(log_dir)
-    models = sorted({p.model for p in predicts})
-    if len(models) != 1:
-        raise LogError(
-            f"--logs: {log_dir} holds requests for {len(models)} models ({', '.join(models)}); "
-            "give each model its own log directory"
-        )
+    models = _one_model(predicts, log_dir)
     logged_versions = sorted({p.version for p in predicts}, key=int)
     version = version or logged_versions[-1]
     predicts = [p for p in predicts if p.version == version]
@@ -302,12 +308,7 @@ def monitor_windows(workdir: Path, log_dir: Path, out: Path, window: str, versio
     count), each against training and the window before; writes out/report.html and out/report.json."""
     size = windows.parse_window(window)
     predicts, truncated = logs.read_predict_logs(log_dir)
-    models = sorted({p.model for p in predicts})
-    if len(models) != 1:
-        raise LogError(
-            f"--logs: {log_dir} holds requests for {len(models)} models ({', '.join(models)}); "
-            "give each model its own log directory"
-        )
+    models = _one_model(predicts, log_dir)
     if version is not None:
         logged = sorted({p.version for p in predicts}, key=int)
         predicts = [p for p in predicts if p.version == version]
