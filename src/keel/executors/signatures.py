@@ -10,7 +10,7 @@
   method name tensorflow/serving/classify or /regress, input `inputs` (serialized tf.Example); outputs
   `classes` and `scores` [batch, classes], or `outputs` [batch]. What the Classify and Regress APIs call.
 - `transform_features`: serialized tf.Example -> transformed features, label included; TFMA uses
-  it to read the encoded label.
+  it to read the encoded label. It parses only the model's raw inputs and the label.
 
 Both serving signatures run the same TFT graph, so training and serving preprocessing cannot
 diverge. The module tracks the Keras variables' underlying tf.Variables directly: without that,
@@ -48,8 +48,11 @@ class ServingModule(tf.Module):
         self.tft_layer = tft_layer
         self.keras_variables = [v.value for v in model.variables]
         self._features = features
-        self._raw_spec = raw_feature_spec
         self._inputs = {n: raw_feature_spec[n] for n in features.raw_inputs}
+        # What transform_features parses: the model's raw inputs and the label, not every column of the
+        # training data, so examples without a column the model never reads (logged requests exported as
+        # a new span carry only what clients sent) still evaluate against this model as a baseline.
+        self._transform_inputs = {n: raw_feature_spec[n] for n in [*features.raw_inputs, features.label]}
         self._classes = tf.constant(features.label_vocabulary or [""])
         self._regression = features.task == "regression"
 
@@ -96,7 +99,7 @@ class ServingModule(tf.Module):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def transform_features(examples):
-            return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+            return self.tft_layer(tf.io.parse_example(examples, self._transform_inputs))
 
         def serve_raw(**features):
             return self._predict({n: self._from_dense(n, features[n]) for n in features})
