@@ -97,12 +97,19 @@ class _Reader:
         return sorted((p for p in found if self.version in (None, p.version)), key=lambda p: p.time)
 
 
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop`. Installed again after each window is judged: measured on TFX 1.21
+    (Beam 2.77), the SIGTERM disposition was back to the default after judging, and the follower died of
+    the signal instead of reporting its last window."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+
 def follow(workdir: Path, log_dir: Path, out: Path, window: str, version: str | None = None) -> int:
     """Judges each window of `log_dir`'s requests as it fills, printing JSON lines, until SIGTERM or SIGINT."""
     size = windows.parse_window(window)
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    _stop_on_signals(stop)
     reader = _Reader(Path(log_dir), version)
     judging = windows.WindowJudge(workdir, size)
     pending, entries, models, all_predicts = [], [], set(), []
@@ -117,6 +124,7 @@ def follow(workdir: Path, log_dir: Path, out: Path, window: str, version: str | 
         while not stop.is_set() and (count := due(pending, size, time.time())):
             group, pending = pending[:count], pending[count:]
             entry, judge, judged = judging.next(group)
+            _stop_on_signals(stop)
             entries.append(entry)
             shifted = [
                 f"{name}:{kind}"
