@@ -98,9 +98,9 @@ class _Reader:
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT set `stop`. Installed again after each window is judged: measured on TFX 1.21
-    (Beam 2.77), the SIGTERM disposition was back to the default after judging, and the follower died of
-    the signal instead of reporting its last window."""
+    """SIGTERM and SIGINT set `stop`. Installed again after each window is judged: on TFX 1.21 a follower
+    stopped after judging died of the SIGTERM (exit -15) instead of reporting, as if the libraries the
+    judging runs had put the default disposition back (plain Beam does not; which one does is not known)."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
