@@ -152,3 +152,14 @@ def grpc_served(workdir: Path, root: Path) -> Server:
     server.models = model_service_pb2_grpc.ModelServiceStub(server.channel)
     server.version = server.client.get("/v1/models/penguin").json()["model_version_status"][0]["version"]
     return server
+
+
+def shifted_instance(example, index: int) -> dict:
+    """The eval row as a predict instance, shifted as the monitoring tests shift traffic: body_mass_g
+    x1.5, and every other row (even `index`) from an island training never saw."""
+    row = instance(example, FEATURES)
+    if row["body_mass_g"] is not None:
+        row["body_mass_g"] *= 1.5
+    if index % 2 == 0:
+        row["island"] = "Atlantis"
+    return row

@@ -93,9 +93,7 @@ def test_diff_shows_the_backend_change(jax_runs):
     assert "train.backend" in result.stdout and "'jax'" in result.stdout.replace('"', "'"), result.stdout
 
 
-def test_jax_backend_in_a_spec_without_jax_says_which_stack(tmp_path):
-    """Where JAX is missing the error names the key and what to install (here JAX is installed, so
-    the check is that an unknown backend is refused by name)."""
+def test_an_unknown_backend_is_refused_by_name(tmp_path):
     spec = write_spec(tmp_path / "penguin.toml", penguin_data(), {"train.backend": "mxnet"})
     result = keel("validate", spec)
     assert result.returncode == 2

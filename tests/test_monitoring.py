@@ -16,7 +16,16 @@ from keel.monitoring import monitor
 from keel.monitoring.logs import LogError
 
 from helpers import keel
-from serving_helpers import FEATURES, Server, eval_examples, instance, label, serving_copy, wait_for_logged
+from serving_helpers import (
+    FEATURES,
+    Server,
+    eval_examples,
+    instance,
+    label,
+    serving_copy,
+    shifted_instance,
+    wait_for_logged,
+)
 
 MASS_FEATURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
 
@@ -38,12 +47,7 @@ class Traffic:
             time.sleep(max(0.0, boundary - time.time()))
             self.since = datetime.datetime.fromtimestamp(boundary, datetime.timezone.utc).isoformat()
             for i, e in enumerate(examples):
-                row = instance(e, FEATURES)
-                if row["body_mass_g"] is not None:
-                    row["body_mass_g"] *= 1.5
-                if i % 2 == 0:
-                    row["island"] = "Atlantis"
-                self._send(server, row)
+                self._send(server, shifted_instance(e, i))
         finally:
             self.stopped = server.stop()
         self.logs = server.log_dir

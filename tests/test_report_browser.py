@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from helpers import keel
-from serving_helpers import FEATURES, Server, eval_examples, instance, serving_copy, wait_for_logged
+from serving_helpers import FEATURES, Server, eval_examples, serving_copy, shifted_instance, wait_for_logged
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1280, 2400)
@@ -48,12 +48,7 @@ def report(penguin_runs, tmp_path_factory):
     examples = eval_examples(penguin_runs.workdir)
     try:
         for i, example in enumerate(examples):
-            row = instance(example, FEATURES)
-            if row["body_mass_g"] is not None:
-                row["body_mass_g"] *= 1.5
-            if i % 2 == 0:
-                row["island"] = "Atlantis"
-            assert server.predict({"instances": [row]}).status_code == 200
+            assert server.predict({"instances": [shifted_instance(example, i)]}).status_code == 200
         wait_for_logged(server.log_dir, len(examples))
     finally:
         server.stop()
