@@ -25,7 +25,7 @@ test-fast: install
 
 # the unit tier first (fast feedback), then everything else that is not slow
 test: test-fast
-	$(VENV)/bin/pytest -q -m "not slow" --ignore=tests/unit
+	$(VENV)/bin/pytest -q -m "not slow" --ignore=tests/unit --durations=30
 
 test-slow: install
 	$(VENV)/bin/pytest -q -m slow

@@ -79,7 +79,15 @@ def test_classify_gives_every_class_s_score_and_predict_s_best_class(penguin):
 
     version = ok(penguin.client.get("/v1/models/penguin"))["model_version_status"][0]["version"]
     pinned = classify(penguin, {"examples": penguin.rows[:2]}, f"penguin/versions/{version}")
-    assert ok(pinned)["results"] == results[:2]
+    pinned = ok(pinned)["results"]
+    assert [[label for label, _ in pairs] for pairs in pinned] == [labels, labels]
+    # a batch of 2 and a batch of all rows may round the last float bit differently (seen on TFX 1.21)
+    np.testing.assert_allclose(
+        [[score for _, score in pairs] for pairs in pinned],
+        [[score for _, score in pairs] for pairs in results[:2]],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_regress_gives_predict_s_predictions(mass):

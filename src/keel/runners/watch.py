@@ -203,6 +203,9 @@ class Watcher:
     def run(self) -> str:
         """Runs, then re-runs on every change until Ctrl-C; returns STOPPED or ABORTED."""
         self.say(f"watch: {_shown(str(self.spec_path))}: running, then again on each change (Ctrl-C stops)")
+        # A shell starts background jobs with SIGINT ignored, and Python then leaves it ignored: Ctrl-C
+        # (or `kill -INT`) between runs would do nothing. The watch promises that Ctrl-C stops it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             seen = self._fingerprints()
             outcome = self._run_once([])
