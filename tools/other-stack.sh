@@ -71,7 +71,8 @@ done
 
 # The checkout: HEAD, then the working tree's changed, new and deleted files; .venv kept across runs.
 dest=$root/root/keel
-[ ! -d "$dest/.venv" ] || mv "$dest/.venv" "$root/root/.keel-venv"
+# A .keel-venv left by an interrupted run is older than the checkout's own .venv.
+if [ -d "$dest/.venv" ] && [ ! -L "$dest/.venv" ]; then rm -rf "$root/root/.keel-venv"; mv "$dest/.venv" "$root/root/.keel-venv"; fi
 rm -rf "$dest"
 git clone -q . "$dest"
 git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$dest"
