@@ -95,3 +95,35 @@ def test_missing_cloud_settings_are_one_line_errors(tmp_path):
     result = keel("compile", spec, "--output", tmp_path / "p.json")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: taxi.toml: cloud.pipeline_root: required")
+
+
+def _jax_on_tpu(tmp_path, **trainer):
+    cloud = {**CLOUD, "cloud": {**CLOUD["cloud"], "trainer": {**CLOUD["cloud"]["trainer"], **trainer}}}
+    return taxi_spec(tmp_path, cloud={**cloud, "train.backend": "jax"})
+
+
+def test_a_jax_trainer_on_a_tpu_runs_in_its_own_image(tmp_path):
+    image = "us-docker.pkg.dev/my-project/keel/keel-jax-tpu:1.16"
+    output = compile_pipeline(_jax_on_tpu(tmp_path, image=image), "vertex", tmp_path / "pipeline.json")
+    ir = json.loads(output.read_text())["pipelineSpec"]
+    config = json.loads(
+        ir["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"][
+            "stringValue"
+        ]
+    )
+    pool = config["ai_platform_training_args"]["worker_pool_specs"][0]
+    assert pool["machine_spec"] == {"machine_type": "ct5lp-hightpu-4t", "tpu_topology": "2x2"}
+    assert pool["container_spec"]["image_uri"] == image
+    # The other components keep the pipeline image.
+    transform = ir["deploymentSpec"]["executors"]["Transform_executor"]["container"]["image"]
+    assert transform == CLOUD["cloud"]["image"]
+
+
+def test_a_jax_trainer_on_a_tpu_without_a_jax_image_is_a_one_line_error(tmp_path):
+    with pytest.raises(SpecError) as caught:
+        compile_pipeline(_jax_on_tpu(tmp_path), "vertex", tmp_path / "p.json")
+    assert str(caught.value) == (
+        "taxi.toml: cloud.trainer.image: required for backend = 'jax' on a TPU trainer (ct5lp-hightpu-4t): "
+        "an image with jax[tpu] of the lock's JAX version (see docs/cloud.md)"
+    )
+    assert not (tmp_path / "p.json").exists()

@@ -31,5 +31,8 @@ def test_colab_notebook_runs_the_pipeline_on_cpu(tmp_path, monkeypatch):
     assert "steps = 120" in out
     assert "blessed: yes" in out
     assert "training: default strategy on 1 CPU replica, float32, global batch 32; XLA " in out
+    # The same model trained on JAX, exported to a TensorFlow SavedModel that agrees with it.
+    assert "training: JAX " in out and "the exported TensorFlow model agrees on" in out
+    assert out.count("blessed: yes") == 2
     assert (tmp_path / "work" / "metadata.sqlite").is_file()
     assert any((tmp_path / "work" / "serving" / "penguin").iterdir())

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import keras
@@ -35,7 +36,8 @@ sys.exit(main(sys.argv[1:]))
 def test_mirrored_strategy_over_two_logical_cpus_trains_penguin_to_the_bar(tmp_path):
     spec = penguin_spec(
         tmp_path,
-        {"train.batch_size": 16, "train.accelerator": "cpu", "train.jit_compile": "auto"},
+        # The probe budget lifted: this checks what the probe says when XLA cannot compile the model.
+        {"train.batch_size": 16, "train.accelerator": "cpu", "train.jit_compile": "auto", "train.jit_probe_budget": 10},
         steps=150,
         threshold=0.9,
     )
@@ -92,7 +94,7 @@ def _tiny_dataset() -> tf.data.Dataset:
 
 def test_auto_jit_times_both_modes_and_picks_the_faster_over_the_planned_steps():
     planned = 500
-    choice = choose_jit("auto", _tiny_model, _tiny_dataset, planned)
+    choice = choose_jit("auto", _tiny_model, _tiny_dataset, planned, budget=None)
     graph, xla = choice.probe
     assert (graph.jit_compile, xla.jit_compile) == (False, True)
     # XLA's compilation is a fixed cost, counted apart from the steady step.
@@ -109,6 +111,30 @@ def test_auto_jit_times_both_modes_and_picks_the_faster_over_the_planned_steps()
         r"only [0-9.]+x faster over 500 steps, within the 3% margin",
         choice.reason,
     )
+
+
+def test_a_short_training_keeps_graph_mode_without_compiling_xla():
+    built = []
+
+    def model(jit: bool) -> keras.Model:
+        built.append(jit)
+        return _tiny_model(jit)
+
+    started = time.perf_counter()
+    choice = choose_jit("auto", model, _tiny_dataset, 50)
+    spent = time.perf_counter() - started
+    assert built == [False] and choice.jit_compile is False  # XLA's model was never built, let alone compiled
+    (graph,) = choice.probe
+    match = re.fullmatch(
+        r"graph mode kept \(the default\) without timing XLA: 50 steps are predicted to take ([0-9.]+)s, and timing "
+        r"XLA would cost about ([0-9.]+)s, over the 5% budget \(train.jit_probe_budget\)",
+        choice.reason,
+    )
+    assert match, choice.reason
+    predicted, cost = float(match.group(1)), float(match.group(2))
+    assert cost > 0.05 * predicted and predicted == round(graph.predicted_s(50), 1)
+    # What was measured is graph mode's warm-up and one window: less than the full probe it avoided.
+    assert spent < cost
 
 
 ACCELERATOR = accelerator_present()

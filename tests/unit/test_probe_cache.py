@@ -2,8 +2,10 @@
 
 import json
 
+import pytest
+
 from keel.executors.training import probe_cache
-from keel.executors.training.jit import ModeTiming, choose_jit, decide, window_steps
+from keel.executors.training.jit import ModeTiming, choose_jit, decide, over_budget, probe_cost_s, window_steps
 
 
 def fields(**changed) -> dict:
@@ -80,3 +82,36 @@ def test_a_cached_measurement_is_reused_without_building_a_model(tmp_path):
     )
     assert (few.jit_compile, many.jit_compile) == (False, True)  # the same measurement, decided per run's steps
     assert many.as_dict()["probe_reused"] is True and many.as_dict()["probe_cache"] == str(cache.path)
+
+
+def test_the_budget_weighs_the_probe_against_the_predicted_training():
+    graph = ModeTiming(False, fixed_s=1.0, step_s=0.01)
+    assert over_budget(graph, probe_s=1.0, planned_steps=100, budget=0.05) == (
+        "graph mode kept (the default) without timing XLA: 100 steps are predicted to take 2.0s, and timing "
+        "XLA would cost about 1.0s, over the 5% budget (train.jit_probe_budget)"
+    )
+    assert over_budget(graph, probe_s=1.0, planned_steps=10_000, budget=0.05) is None  # 1s of 101s
+    assert over_budget(graph, probe_s=1.0, planned_steps=100, budget=None) is None
+    # Graph mode's set-up twice (XLA's is at least as long), and every window at graph mode's step.
+    assert probe_cost_s(graph, graph_setup_s=0.5, window=4) == 2 * 0.5 + 2 * 3 * 4 * 0.01
+
+
+def test_a_graph_only_measurement_is_reused_for_short_runs_and_completed_for_long_ones(tmp_path):
+    cache = probe_cache.ProbeCache(tmp_path, fields())
+    cache.save(
+        {
+            "graph": {"jit_compile": False, "fixed_s": 0.5, "step_s": 0.002},
+            "xla": None,
+            "xla_problem": None,
+            "probe_cost_s": 2.0,
+        }
+    )
+
+    def never(_=None):
+        raise AssertionError("probed again")
+
+    short = choose_jit("auto", never, never, 100, cache=cache)
+    assert short.jit_compile is False and short.probe_reused is True
+    assert short.reason.startswith("graph mode kept (the default) without timing XLA: 100 steps")
+    with pytest.raises(AssertionError, match="probed again"):  # 20,000 steps: 40.5s, the probe 2s of it
+        choose_jit("auto", never, never, 20_000, cache=cache)

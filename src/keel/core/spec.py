@@ -125,6 +125,12 @@ class TrainSection(_Section):
     jit_compile: Annotated[Literal["auto"] | StrictBool, BeforeValidator(_jit_setting)] = Field(
         default="auto", description="XLA for the training step: true, false, or auto (time both, pick the faster)"
     )
+    jit_probe_budget: float = Field(
+        default=0.05,
+        gt=0,
+        description='with jit_compile = "auto": the most timing XLA may cost, as a share of the predicted training '
+        "time; where it would cost more, graph mode is kept without timing XLA (a large value, e.g. 10, always times)",
+    )
     accelerator: Literal["auto", "cpu", "gpu", "tpu"] = Field(
         default="auto", description="auto: a TPU if this machine has one, else every GPU, else the CPU"
     )
@@ -264,6 +270,19 @@ class CloudTrainerSection(_Section):
         default=0, ge=0, le=64, description="how many accelerators, e.g. 2 NVIDIA_TESLA_T4 or 8 TPU_V3"
     )
     tpu_topology: str | None = Field(default=None, pattern=r"^\d+(x\d+){1,2}$", description="e.g. 2x2 (TPU v5e / v6e)")
+    image: str | None = Field(
+        default=None,
+        description="the Trainer job's image (default: [cloud] image); with backend jax or auto on a TPU, "
+        "one with jax[tpu] (docs/cloud.md)",
+    )
+
+    def on_tpu(self) -> bool:
+        """Whether this machine is a TPU VM (a TPU machine type, topology or accelerator)."""
+        return bool(
+            self.tpu_topology
+            or self.machine_type.startswith(("ct", "cloud-tpu"))
+            or (self.accelerator_type or "").upper().startswith("TPU")
+        )
 
 
 class CloudSection(_Section):

@@ -286,6 +286,7 @@ def _train_on_tensorflow(fn_args, config: TrainerConfig, features: FeatureSet, m
         lambda: _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size),
         fn_args.train_steps,
         on_tpu=placement.device == "tpu",
+        budget=config.jit_probe_budget,
         cache=_probe_cache(fn_args.custom_config, config, features, placement, precision, batch_size, moments),
     )
     record = training_record(placement, precision, jit, batch_size)

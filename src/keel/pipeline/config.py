@@ -64,6 +64,7 @@ class TrainerConfig:
     batch_size: int
     seed: int
     jit_compile: Literal["auto"] | bool
+    jit_probe_budget: float
     accelerator: str
     tpu: str
     precision: str
@@ -128,6 +129,7 @@ def trainer_config(spec: Spec, code: ModelCode) -> TrainerConfig:
         batch_size=train.batch_size,
         seed=train.seed,
         jit_compile=train.jit_compile,
+        jit_probe_budget=train.jit_probe_budget,
         accelerator=train.accelerator,
         tpu=train.tpu,
         precision=train.precision,

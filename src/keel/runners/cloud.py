@@ -4,7 +4,7 @@ The same DAG as a local run (keel.pipeline.factory.create_pipeline) with cloud p
 models under `[cloud] pipeline_root`, data from `[cloud] data` (or a gs:// `data.source`), every
 component in `[cloud] image`, Beam options from `[beam]` (Dataflow for data that outgrows one
 machine), and for Vertex the Trainer as a Vertex AI custom training job on `[cloud.trainer]`'s
-machine, TPU or GPUs.
+machine, TPU or GPUs, in `[cloud.trainer] image` where set (a JAX trainer on a TPU needs one with jax[tpu]).
 """
 
 from pathlib import Path
@@ -13,6 +13,11 @@ from keel.core.errors import SpecError
 from keel.core.spec import Spec
 
 TARGETS = ("vertex", "kubeflow")
+
+
+def trainer_image(spec: Spec) -> str:
+    """The image the Vertex Trainer job runs: `[cloud.trainer] image`, else the pipeline's `[cloud] image`."""
+    return spec.cloud.trainer.image or spec.cloud.image
 
 
 def _vertex_trainer(spec: Spec):
@@ -31,7 +36,7 @@ def _vertex_trainer(spec: Spec):
     training_args = {
         "project": spec.cloud.project,
         "worker_pool_specs": [
-            {"machine_spec": machine, "replica_count": 1, "container_spec": {"image_uri": spec.cloud.image}}
+            {"machine_spec": machine, "replica_count": 1, "container_spec": {"image_uri": trainer_image(spec)}}
         ],
     }
     return tfx.extensions.google_cloud_ai_platform.Trainer, {
@@ -74,6 +79,12 @@ def check_cloud_spec(spec: Spec, target: str) -> None:
     trainer = spec.cloud.trainer
     if trainer.accelerator_count and not trainer.accelerator_type:
         problems.append(f"{name}: cloud.trainer.accelerator_count: set, but cloud.trainer.accelerator_type is not")
+    if target == "vertex" and spec.train.backend != "tensorflow" and trainer.on_tpu() and not trainer.image:
+        # The TFX image has TensorFlow's CPU build and no libtpu: JAX there would train on the TPU VM's CPU.
+        problems.append(
+            f"{name}: cloud.trainer.image: required for backend = {spec.train.backend!r} on a TPU trainer "
+            f"({trainer.machine_type}): an image with jax[tpu] of the lock's JAX version (see docs/cloud.md)"
+        )
     if problems:
         raise SpecError("\n".join(problems))
 

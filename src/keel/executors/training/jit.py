@@ -6,9 +6,14 @@ steps); then the two modes take turns, ROUNDS short windows each, in alternating
 in the machine's load falls on both. A callback timestamps each step; the median step interval over
 a mode's windows is its steady step, and the warm-up's wall time beyond its steps is its fixed cost.
 The mode with the smaller `fixed + planned_steps * step` wins, but XLA only by more than MARGIN:
-below that, graph mode (the default) is kept and the reason says so. The measurement is cached per
-model and device (keel.executors.training.probe_cache) and reused by later runs with other steps or
-learning rates. On a TPU the answer is always XLA (TPUs run nothing else), so nothing is timed there.
+below that, graph mode (the default) is kept and the reason says so.
+
+Graph mode is timed first. Its warm-up and first window predict the training's time; when timing XLA
+would cost more than `budget` (train.jit_probe_budget) of it, as for a short training where XLA's
+compilation alone would eat any gain, graph mode is kept without compiling XLA, and the reason says so.
+The measurement is cached per model and device (keel.executors.training.probe_cache) and reused by later
+runs with other steps or learning rates; a graph-only one is completed when a later run plans enough
+steps. On a TPU the answer is always XLA (TPUs run nothing else), so nothing is timed there.
 """
 
 import dataclasses
@@ -27,6 +32,7 @@ WARMUP_STEPS = 2  # per mode, before any window: tracing, compilation and the fi
 ROUNDS = 3  # alternating windows per mode
 MIN_WINDOW, MAX_WINDOW = 4, 10  # steps per window (3 to 9 step intervals each)
 MARGIN = 0.03  # XLA must be predicted this much faster to replace graph mode
+PROBE_BUDGET = 0.05  # timing XLA may cost this share of the predicted training time (train.jit_probe_budget)
 
 
 def window_steps(planned_steps: int) -> int:
@@ -104,23 +110,54 @@ def _fit(model: keras.Model, dataset: tf.data.Dataset, steps: int) -> tuple[floa
     return time.perf_counter() - started, [b - a for a, b in itertools.pairwise(clock.ends)]
 
 
-def measure(models: dict[bool, keras.Model], datasets: dict[bool, tf.data.Dataset], window: int) -> list[ModeTiming]:
+def _timing(jit: bool, warm_s: float, intervals: list[float]) -> ModeTiming:
+    step = statistics.median(intervals)
+    return ModeTiming(jit, fixed_s=max(0.0, warm_s - WARMUP_STEPS * step), step_s=step)
+
+
+def measure(
+    models: dict[bool, keras.Model],
+    datasets: dict[bool, tf.data.Dataset],
+    window: int,
+    started: dict[bool, tuple[float, list[float]]] | None = None,
+) -> list[ModeTiming]:
     """Times each mode in `models` (jit_compile -> compiled model; it trains them): a warm-up `fit`, then
     ROUNDS windows of `window` steps per mode, the modes alternating and their order flipping each round.
+    `started` holds, per mode already warmed up, its warm-up's wall time and its first window's intervals.
 
     Raises what a mode's warm-up raises (XLA failing to compile).
     """
-    warm = {jit: _fit(model, datasets[jit], WARMUP_STEPS)[0] for jit, model in models.items()}
-    intervals: dict[bool, list[float]] = {jit: [] for jit in models}
+    started = started or {}
+    warm = {
+        jit: started[jit][0] if jit in started else _fit(model, datasets[jit], WARMUP_STEPS)[0]
+        for jit, model in models.items()
+    }
+    intervals: dict[bool, list[float]] = {jit: list(started[jit][1]) if jit in started else [] for jit in models}
     order = list(models)
     for round_ in range(ROUNDS):
         for jit in order if round_ % 2 == 0 else reversed(order):
+            if round_ == 0 and jit in started:
+                continue  # its first window was timed already
             intervals[jit].extend(_fit(models[jit], datasets[jit], window)[1])
-    timings = []
-    for jit in order:
-        step = statistics.median(intervals[jit])
-        timings.append(ModeTiming(jit, fixed_s=max(0.0, warm[jit] - WARMUP_STEPS * step), step_s=step))
-    return timings
+    return [_timing(jit, warm[jit], intervals[jit]) for jit in order]
+
+
+def probe_cost_s(graph: ModeTiming, graph_setup_s: float, window: int) -> float:
+    """What the whole probe is expected to cost: graph mode's set-up and its ROUNDS windows, XLA's set-up
+    (at least graph mode's: building, tracing, then compiling) and its windows at graph mode's step."""
+    return 2 * graph_setup_s + 2 * ROUNDS * window * graph.step_s
+
+
+def over_budget(graph: ModeTiming, probe_s: float, planned_steps: int, budget: float | None) -> str | None:
+    """Why timing XLA is not worth it for `planned_steps`, or None when it fits in `budget` of the training."""
+    training = graph.predicted_s(planned_steps)
+    if budget is None or probe_s <= budget * training:
+        return None
+    return (
+        f"graph mode kept (the default) without timing XLA: {planned_steps} steps are predicted to take "
+        f"{training:.1f}s, and timing XLA would cost about {probe_s:.1f}s, over the {budget:.0%} budget "
+        "(train.jit_probe_budget)"
+    )
 
 
 def _cause(error: tf.errors.OpError) -> str:
@@ -152,22 +189,32 @@ def decide(graph: ModeTiming, xla: ModeTiming, planned_steps: int, margin: float
     )
 
 
-def _probe(compiled_model, dataset, planned_steps: int) -> dict:
-    """Measures both modes; the result as plain data (what the cache stores)."""
+def _probe(compiled_model, dataset, planned_steps: int, budget: float | None) -> dict:
+    """Measures both modes, or graph mode alone where timing XLA is over `budget`; the result as plain data
+    (what the cache stores)."""
     window = window_steps(planned_steps)
-    graph_model = compiled_model(False)
+    started = time.perf_counter()
+    graph_model, graph_data = compiled_model(False), dataset()
+    warm = _fit(graph_model, graph_data, WARMUP_STEPS)[0]
+    first = _fit(graph_model, graph_data, window)[1]
+    estimate = _timing(False, warm, first)
+    cost = probe_cost_s(estimate, time.perf_counter() - started - sum(first), window)
+    if over_budget(estimate, cost, planned_steps, budget):
+        return {"graph": dataclasses.asdict(estimate), "xla": None, "xla_problem": None, "probe_cost_s": cost}
     xla_model = compiled_model(True)
     if not xla_model.jit_compile:
-        (graph,) = measure({False: graph_model}, {False: dataset()}, window)
+        (graph,) = measure({False: graph_model}, {False: graph_data}, window, {False: (warm, first)})
         return {
             "graph": dataclasses.asdict(graph),
             "xla": None,
             "xla_problem": "a layer of the model does not support XLA",
         }
     try:
-        graph, xla = measure({False: graph_model, True: xla_model}, {False: dataset(), True: dataset()}, window)
+        graph, xla = measure(
+            {False: graph_model, True: xla_model}, {False: graph_data, True: dataset()}, window, {False: (warm, first)}
+        )
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
-        (graph,) = measure({False: graph_model}, {False: dataset()}, window)
+        (graph,) = measure({False: graph_model}, {False: graph_data}, window, {False: (warm, first)})
         return {
             "graph": dataclasses.asdict(graph),
             "xla": None,
@@ -183,21 +230,26 @@ def choose_jit(
     planned_steps: int,
     on_tpu: bool = False,
     cache: ProbeCache | None = None,
+    budget: float | None = PROBE_BUDGET,
 ) -> JitChoice:
     """Decides `jit_compile` for training.
 
     `compiled_model(jit)` returns a freshly built model compiled with `jit_compile=jit`; `dataset()`
     returns the training input. Both are called only for "auto" off TPUs, and not at all when
-    `cache` holds this model's measurement.
+    `cache` holds this model's measurement. `budget` caps what timing XLA may cost, as a share of the
+    predicted training time (None: no cap).
     """
     if on_tpu:
         return JitChoice(True, setting, "TPU: XLA is the only way a TPU runs", planned_steps)
     if setting != "auto":
         return JitChoice(bool(setting), setting, "set in the spec", planned_steps)
     found = cache.load() if cache else None
+    if found and found["xla"] is None and "probe_cost_s" in found:  # graph mode only, for fewer steps than now?
+        if not over_budget(ModeTiming(**found["graph"]), found["probe_cost_s"], planned_steps, budget):
+            found = None
     reused, started = found is not None, time.perf_counter()
     if found is None:
-        found = _probe(compiled_model, dataset, planned_steps)
+        found = _probe(compiled_model, dataset, planned_steps, budget)
         if cache:
             cache.save({**found, "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
     graph = ModeTiming(**found["graph"])
@@ -207,7 +259,8 @@ def choose_jit(
         "probe_s": 0.0 if reused else time.perf_counter() - started,
     }
     if found["xla"] is None:
-        return JitChoice(False, setting, found["xla_problem"], planned_steps, (graph,), **where)
+        reason = found["xla_problem"] or over_budget(graph, found["probe_cost_s"], planned_steps, budget)
+        return JitChoice(False, setting, reason, planned_steps, (graph,), **where)
     xla = ModeTiming(**found["xla"])
     jit, reason = decide(graph, xla, planned_steps)
     return JitChoice(jit, setting, reason, planned_steps, (graph, xla), **where)

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 CUSTOM_CONFIG_KEY = "keel_xla_probe_cache"  # the Trainer's custom_config: the directory to keep results in
-PROBE_METHOD = 2  # bump when the measurement changes, so older measurements are not reused
+PROBE_METHOD = 3  # bump when the measurement changes, so older measurements are not reused
 
 # learning_rate is a pure optimizer scalar: Keras keeps it in a variable the compiled step reads, so
 # its value changes neither the graph nor the step's cost, and a learning-rate experiment reuses the
