@@ -1,5 +1,8 @@
 """The errors keel reports to users as one line, with exit code 2, and no traceback."""
 
+import errno
+import re
+
 
 class KeelError(Exception):
     """A problem with the user's input (spec, data, model code): reported as one line, exit 2."""
@@ -46,3 +49,25 @@ class WorkdirError(KeelError):
 
 class ServingError(KeelError):
     """Nothing servable where `keel serve` was pointed, or a `keel serve` setting out of range."""
+
+
+class DiskFullError(KeelError):
+    """A write ran out of space (ENOSPC): nothing is wrong with the input; free space and run again."""
+
+
+NO_SPACE = "No space left on device"  # strerror(ENOSPC), also in TensorFlow's file-system errors
+
+
+def find_disk_full(exc: BaseException) -> tuple[BaseException, str | None] | None:
+    """The exception in `exc`'s cause/context chain that says the disk is full, and the file it names
+    (None when it names none); None when no exception in the chain is about a full disk."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return exc, exc.filename
+        if NO_SPACE in str(exc):  # TensorFlow's file system says "PATH; No space left on device"
+            path = re.search(rf"(/[^\s;'\"]+); {NO_SPACE}", str(exc))
+            return exc, path.group(1) if path else None
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from keel.core.errors import find_keel_error
+from keel.core.errors import NO_SPACE, DiskFullError, find_disk_full, find_keel_error
 from keel.core.modules import load_module, require_function
 from keel.core.spec import Spec
 from keel.data.sources import DataSource
@@ -161,9 +161,18 @@ def _record(spec: Spec, prepared: _Prepared, executed: _Executed):
     )
 
 
-def _raise_failure(failure: Exception, log_file: Path):
-    """The user-facing KeelError inside `failure`, or a RuntimeError (a bug) that names the log file."""
+def _raise_failure(failure: Exception, log_file: Path, summary):
+    """The user-facing KeelError inside `failure` (a full disk is one), or a RuntimeError (a bug) that
+    names the log file."""
     keel_error = find_keel_error(failure)
+    full = find_disk_full(failure) if keel_error is None else None
+    if full is not None:
+        failed = [c.node_id for c in summary.components if c.status == "failed"]
+        where = f" writing {full[1]}" if full[1] else ""
+        raise DiskFullError(
+            f"{', '.join(failed) or 'the run'}: the disk is full ({NO_SPACE}{where}): free space there and run again; "
+            "what finished is cached, and nothing this run left half-written is used"
+        ) from failure
     if keel_error is None:
         raise RuntimeError(
             f"keel run failed unexpectedly: {failure.__class__.__name__}: {failure}; full log: {log_file}"
@@ -195,5 +204,5 @@ def run_pipeline(spec: Spec, workdir: Path | None = None, out=None, span: int | 
             summary = _record(spec, prepared, executed)
         if executed.failure is not None:
             reporter.summary(summary.render())
-            _raise_failure(executed.failure, log_file)
+            _raise_failure(executed.failure, log_file, summary)
         return summary
