@@ -103,6 +103,17 @@ def case_source_matches_nothing(tmp_path):
     return ["validate", penguin_spec(tmp_path, source=str(tmp_path / "none-*.csv"))], ["matches no files"]
 
 
+def case_files_of_one_source_with_different_headers(tmp_path):
+    data = tmp_path / "data"
+    penguins_csv(data)
+    text = (data / "data.csv").read_text()
+    (data / "more.csv").write_text(text.replace("island,", "isle,", 1))
+    return ["validate", penguin_spec(tmp_path, source=str(data))], [
+        "data.source: more.csv has a different header than data.csv; the files ExampleGen reads together must "
+        "have the same columns"
+    ]
+
+
 def case_schema_does_not_parse(tmp_path):
     schema = tmp_path / "schema.pbtxt"
     schema.write_text('feature {\n  name: "island"\n  tpye: BYTES\n}\n')

@@ -101,11 +101,19 @@ def resolve_source(spec) -> DataSource:
         raise SpecError(f"data.source: {source!r} mixes CSV and TFRecord files; use one format")
     kind = kinds.pop()
     columns = _csv_header(files[0]) if kind == "csv" else _tfrecord_columns(files[0])
-    if kind == "csv":
-        for other in files[1:]:
-            if _csv_header(other) != columns:
-                raise SpecError(f"data.source: {other.name} has a different header than {files[0].name}")
+    if kind == "csv" and SPAN not in source:  # spans may differ: select_span checks the one that runs
+        _same_header(files, columns, base)
     return DataSource(kind, base, pattern, columns)
+
+
+def _same_header(files: list[Path], columns: list[str], base: Path) -> None:
+    """Raises SpecError unless every CSV file in `files` has the header `columns` (that of files[0])."""
+    for other in files[1:]:
+        if _csv_header(other) != columns:
+            raise SpecError(
+                f"data.source: {other.relative_to(base)} has a different header than {files[0].relative_to(base)}; "
+                "the files ExampleGen reads together must have the same columns"
+            )
 
 
 def _span_base(source: str, path: Path) -> tuple[Path, str]:
@@ -139,7 +147,11 @@ def select_span(source: DataSource, span: int | None) -> tuple[DataSource, list[
             f"data.source: no files for {wanted} under {source.input_base} matching {source.pattern!r} ({e})"
         ) from None
     files = sorted(Path(p) for p in glob.glob(str(source.input_base / split.pattern)) if Path(p).is_file())
-    return dataclasses.replace(source, span=chosen), files
+    columns = source.columns
+    if source.kind == "csv" and files:  # a later span may have other columns than the first
+        columns = _csv_header(files[0])
+        _same_header(files, columns, Path(source.input_base))
+    return dataclasses.replace(source, span=chosen, columns=columns), files
 
 
 def prepare_source(spec, workdir: Path, span: int | None = None) -> tuple[DataSource, dict]:

@@ -83,3 +83,21 @@ def _run_spec(store, model) -> dict:
     recorded = [run for run in runs if run is not None and metadata.custom(run, "keel_spec")]
     newest = max(recorded, key=lambda c: (c.create_time_since_epoch, c.id), default=None)
     return json.loads(metadata.custom(newest, "keel_spec")) if newest else {}
+
+
+def blessed_schema(workdir: Path) -> tuple[str, str] | None:
+    """(version, schema file) of the newest pushed model in `workdir`: the schema it was trained on.
+
+    None when nothing is pushed yet, or ML Metadata does not link that push to its schema.
+    """
+    if not metadata.store_path(workdir).exists():
+        return None
+    pushed = lineage.pushed_models(metadata.open_store(workdir))
+    if not pushed:
+        return None
+    version = metadata.custom(pushed[-1], "pushed_version")
+    try:
+        found = training_lineage(workdir, version)
+    except LineageError:
+        return None
+    return (version, str(found.schema_file)) if found.schema_file.is_file() else None

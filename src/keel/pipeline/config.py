@@ -35,6 +35,7 @@ class GateConfig:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     task: str
+    workdir: str | None = None  # a local run's workdir: its ML Metadata names the blessed model's schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +98,11 @@ def model_code(spec: Spec, module: str) -> ModelCode:
     )
 
 
-def gate_config(spec: Spec) -> GateConfig:
-    """DataGate's config from the spec."""
-    return GateConfig(spec.data.label, tuple(spec.features.numeric), tuple(spec.features.categorical), spec.task.task)
+def gate_config(spec: Spec, workdir: str | None = None) -> GateConfig:
+    """DataGate's config from the spec, and the workdir of a local run (for the blessed model's schema)."""
+    return GateConfig(
+        spec.data.label, tuple(spec.features.numeric), tuple(spec.features.categorical), spec.task.task, workdir
+    )
 
 
 def transform_config(spec: Spec, code: ModelCode) -> TransformConfig:

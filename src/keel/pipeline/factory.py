@@ -45,7 +45,10 @@ class Placement:
     `module` is the model module's path as the executors see it. `trainer` and `trainer_extra` are
     the Trainer component class and the custom_config keys its executor reads besides keel's own
     (a Vertex AI job's machine). `baseline` is the resolver strategy that picks the Evaluator's
-    baseline; keel's LatestBlessedBeforeCandidate is anchored to the candidate model.
+    baseline; keel's LatestBlessedBeforeCandidate is anchored to the candidate model. `workdir` is set for
+    local runs: DataGate reads from its ML Metadata the schema the newest pushed model was trained on
+    (keel.pipeline.components.schema_drift). A constant, so identical re-runs stay cached; None on
+    Vertex and Kubeflow, whose ML Metadata is the orchestrator's.
     """
 
     pipeline_root: str
@@ -56,6 +59,7 @@ class Placement:
     trainer: type = tfx.components.Trainer
     trainer_extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     baseline: type = LatestBlessedBeforeCandidate
+    workdir: str | None = None  # a local run's workdir, whose ML Metadata executors may read
 
 
 def _example_gen(spec: Spec, source: DataSource):
@@ -173,7 +177,7 @@ def create_pipeline(spec: Spec, source: DataSource, placement: Placement) -> tfx
         statistics=statistics.outputs["statistics"],
         schema=schema.outputs["schema"],
         anomalies=validator.outputs["anomalies"],
-        config=json.dumps(config.encode(config.gate_config(spec)), sort_keys=True),
+        config=json.dumps(config.encode(config.gate_config(spec, placement.workdir)), sort_keys=True),
     ).with_id(nodes.DATA_GATE)
 
     transform = tfx.components.Transform(

@@ -42,6 +42,7 @@ def local_placement(spec: Spec, workdir: Path, beam_args: list[str] | None = Non
         module=str(spec.resolve(spec.model.module)),
         beam_args=tuple(beam_pipeline_args(spec) if beam_args is None else beam_args),
         trainer_extra={CUSTOM_CONFIG_KEY: str(workdir / "cache" / "xla_probe")},
+        workdir=str(workdir),
     )
 
 

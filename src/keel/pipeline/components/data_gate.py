@@ -8,13 +8,16 @@ and the schema, and fails with every problem in plain words when
   Transform's means and variances, and then every prediction, into NaN), or
 - the label is not in the data, or takes a class in the eval split that training never sees, or
 - the data is too thin to train on (keel.pipeline.components.degenerate: an empty split, a single
-  class, a missing label, an empty feature, a type that differs between the splits).
+  class, a missing label, an empty feature, a type that differs between the splits), or
+- a column the model reads changed type, or is gone, since the span the blessed model was trained on
+  (keel.pipeline.components.schema_drift; a new column is a warning).
 Warnings (a constant feature, a regression label with gaps) are printed and the run goes on.
 Transform depends on DataGate, so nothing downstream runs on bad data.
 """
 
 import math
 import os
+from pathlib import Path
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx import v1 as tfx
@@ -23,7 +26,9 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from keel.core.errors import DataError
+from keel.mlmd.training_data import blessed_schema
 from keel.pipeline.components.degenerate import degenerate
+from keel.pipeline.components.schema_drift import drift
 from keel.pipeline.config import GateConfig, decode
 
 MAX_LISTED = 12
@@ -146,6 +151,12 @@ def problems(examples, statistics, schema, anomalies, config: GateConfig) -> tup
                 f"column {name!r} is declared numeric (features.numeric) but holds text in {rows} row(s), "
                 f"e.g. {shown}: fix those rows or list it under features.categorical"
             )
+    blessed = blessed_schema(Path(config.workdir)) if config.workdir else None
+    if blessed:
+        version, schema_file = blessed
+        drifted, new_columns = drift(schema_proto, io_utils.SchemaReader().read(schema_file), config, version)
+        found += drifted
+        warnings += new_columns
     found += _non_finite(stats, [n for n in config.numeric if types.get(n) != schema_pb2.BYTES])
     found += _unseen_labels(stats, label)
     for split, result in sorted(_per_split(anomalies, "SchemaDiff.pb", anomalies_pb2.Anomalies).items()):
