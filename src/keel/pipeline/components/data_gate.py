@@ -15,6 +15,7 @@ Warnings (a constant feature, a regression label with gaps) are printed and the 
 Transform depends on DataGate, so nothing downstream runs on bad data.
 """
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -154,7 +155,11 @@ def problems(examples, statistics, schema, anomalies, config: GateConfig) -> tup
     blessed = blessed_schema(Path(config.workdir)) if config.workdir else None
     if blessed:
         version, schema_file = blessed
-        drifted, new_columns = drift(schema_proto, io_utils.SchemaReader().read(schema_file), config, version)
+        # A declared-numeric column that holds text is reported above, with the rows: not a second time.
+        numbers = dataclasses.replace(
+            config, numeric=tuple(n for n in config.numeric if types.get(n) != schema_pb2.BYTES)
+        )
+        drifted, new_columns = drift(schema_proto, io_utils.SchemaReader().read(schema_file), numbers, version)
         found += drifted
         warnings += new_columns
     found += _non_finite(stats, [n for n in config.numeric if types.get(n) != schema_pb2.BYTES])
