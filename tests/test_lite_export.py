@@ -10,7 +10,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from keel.core.spec import parse_spec, to_toml
-from keel.export.examples import dense_matrix, read_split
+from keel.export.examples import dense_matrix, read_split, text_matrix
 from keel.mlmd import store as metadata
 
 from helpers import REPO, keel, node_states, pushed_versions
@@ -83,13 +83,25 @@ def eval_records(workdir: Path) -> list[bytes]:
     return read_split(uri, "eval")
 
 
+def app_inputs(signature: dict, records: list[bytes]) -> dict[str, np.ndarray]:
+    """The raw values a phone app has, laid out as signature.json says: float32 columns, or one string per row."""
+    inputs = {}
+    for spec in signature["inputs"]:
+        if spec["dtype"] == "string":
+            inputs[spec["name"]] = text_matrix(records, spec["columns"])[:, 0]
+        else:
+            inputs[spec["name"]] = dense_matrix(records, spec["columns"])
+    return inputs
+
+
 def lite_probabilities(model_file: Path, signature: dict, records: list[bytes]) -> np.ndarray:
-    """Runs a .tflite file the way a phone app would: the signature.json columns, one row per example."""
+    """Runs a .tflite file the way a phone app would: the signature.json inputs, one example per call."""
     interpreter = Interpreter(model_path=str(model_file))
     runner = interpreter.get_signature_runner(signature["signature_key"])
-    (spec,) = signature["inputs"]
-    rows = dense_matrix(records, spec["columns"])
-    return np.concatenate([runner(**{spec["name"]: rows[i : i + 1]})["probabilities"] for i in range(len(rows))])
+    inputs = app_inputs(signature, records)
+    return np.concatenate(
+        [runner(**{n: v[i : i + 1] for n, v in inputs.items()})["probabilities"] for i in range(len(records))]
+    )
 
 
 def savedmodel_probabilities(version: Path, records: list[bytes]) -> np.ndarray:
@@ -157,6 +169,50 @@ def test_keel_export_standalone_float32_agrees_with_the_savedmodel(digits, tmp_p
     server = savedmodel_probabilities(digits.version, records)
     assert np.mean(lite.argmax(-1) == server.argmax(-1)) >= 0.99
     np.testing.assert_allclose(lite, server, atol=1e-4)
+
+
+def test_penguin_exports_with_its_text_features_as_raw_strings(penguin_runs, tmp_path):
+    """island and sex go in as the strings the app has; the vocabularies are constant tables in the graph."""
+    out = tmp_path / "lite"
+    version = Path(pushed_versions(penguin_runs.workdir)[-1])
+    examples = sorted(glob.glob(str(penguin_runs.workdir / "pipeline" / "CsvExampleGen" / "examples" / "*")))[-1]
+    result = keel("export", version, "--examples", examples, "--variants", "float32", "int8", "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    signature = json.loads((out / "signature.json").read_text())
+    assert [(i["name"], i["dtype"]) for i in signature["inputs"]] == [
+        ("features", "float32"),
+        ("island", "string"),
+        ("sex", "string"),
+    ]
+    assert "runSignature" in signature["usage"]["kotlin"] and "signatureRunner" in signature["usage"]["swift"]
+    report = json.loads((out / "report.json").read_text())
+    float32 = next(v for v in report["variants"] if v["name"] == "float32")
+    assert float32["passed"] and float32["agreement"] == 1.0, float32
+    assert {"HASHTABLE", "HASHTABLE_FIND", "HASHTABLE_IMPORT"} <= set(float32["ops"])
+    assert not [op for v in report["variants"] for op in v["ops"] if op.startswith("Flex")]
+
+    records = read_split(examples, "eval")
+    lite = lite_probabilities(out / "model.tflite", signature, records)
+    server = savedmodel_probabilities(version, records)
+    assert np.mean(lite.argmax(-1) == server.argmax(-1)) == 1.0
+    np.testing.assert_allclose(lite, server, atol=1e-4)
+
+    # A value unseen in training, and a missing one, get the index TFT gives them: the SavedModel agrees.
+    runner = Interpreter(model_path=str(out / "model.tflite")).get_signature_runner("serving_mobile")
+    numbers = app_inputs(signature, records[:1])["features"]
+    raw = tf.saved_model.load(str(version)).signatures["serving_raw"]
+    dtypes = {n: s.dtype for n, s in raw.structured_input_signature[1].items()}
+    for island, sex in [("Atlantis", ""), ("Biscoe", "unknown")]:
+        mobile = runner(
+            features=numbers, island=np.array([island.encode()], object), sex=np.array([sex.encode()], object)
+        )
+        columns = signature["inputs"][0]["columns"]
+        reference = raw(
+            island=tf.constant([island]),
+            sex=tf.constant([sex]),
+            **{c: tf.constant(numbers[:, j], dtypes[c]) for j, c in enumerate(columns)},
+        )
+        np.testing.assert_allclose(mobile["probabilities"], reference["probabilities"].numpy(), atol=1e-4)
 
 
 def test_export_lite_section_is_optional_and_checked(tmp_path):

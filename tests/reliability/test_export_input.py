@@ -1,8 +1,11 @@
 """`keel export` refusals: one line naming the problem, and no output directory written."""
 
 import glob
+import shutil
+from pathlib import Path
 
 import pytest
+from tensorflow.core.protobuf import saved_model_pb2
 
 from checks import one_line_error
 from helpers import keel, penguin_spec, pushed_versions
@@ -12,17 +15,20 @@ def examples_of(workdir):
     return sorted(glob.glob(str(workdir / "pipeline" / "CsvExampleGen" / "examples" / "*")))[-1]
 
 
-def test_a_model_with_unconvertible_text_ops_is_refused_naming_its_features(penguin_runs, tmp_path):
+def without_signature(version: str, name: str, copy: Path) -> Path:
+    """A copy of a SavedModel without signature `name`, as a model with a custom preprocessing_fn has."""
+    shutil.copytree(version, copy)
+    saved = saved_model_pb2.SavedModel.FromString((copy / "saved_model.pb").read_bytes())
+    del saved.meta_graphs[0].signature_def[name]
+    (copy / "saved_model.pb").write_bytes(saved.SerializeToString())
+    return copy
+
+
+def test_categorical_features_without_the_encoded_signature_are_refused_by_name(penguin_runs, tmp_path):
     out = tmp_path / "lite"
-    result = keel(
-        "export",
-        pushed_versions(penguin_runs.workdir)[0],
-        "--examples",
-        examples_of(penguin_runs.workdir),
-        "--out",
-        out,
-    )
-    one_line_error(result, "text features 'island', 'sex'", "numeric raw features only")
+    model = without_signature(pushed_versions(penguin_runs.workdir)[0], "serving_encoded", tmp_path / "model")
+    result = keel("export", model, "--examples", examples_of(penguin_runs.workdir), "--out", out)
+    one_line_error(result, "categorical features 'island', 'sex'", "'serving_encoded' signature")
     assert not out.exists(), "a failed export must write nothing"
 
 

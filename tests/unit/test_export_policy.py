@@ -149,6 +149,7 @@ def test_the_regression_table_and_json_show_rmse_and_differences_not_accuracy():
         "error",
         "passed",
         "reasons",
+        "ops",
     ]
     assert "rmse" not in measurement_json(measured()[0]) and "accuracy" in measurement_json(measured()[0])
 

@@ -11,6 +11,11 @@
   `classes` and `scores` [batch, classes], or `outputs` [batch]. What the Classify and Regress APIs call.
 - `transform_features`: serialized tf.Example -> transformed features, label included; TFMA uses
   it to read the encoded label. It parses only the model's raw inputs and the label.
+- `serving_encoded` (keel's default transform, with categorical features): the numeric raw features
+  as in `serving_raw`, each categorical feature as its vocabulary index (int64 [batch], the index
+  the transform gives it) -> the same outputs. The TFT graph runs on the numeric features only, so
+  this signature holds no vocabulary lookup: the mobile export (keel.export.mobile) puts the
+  vocabularies in front of it as constant tables, which LiteRT runs.
 
 Both serving signatures run the same TFT graph, so training and serving preprocessing cannot
 diverge. The module tracks the Keras variables' underlying tf.Variables directly: without that,
@@ -28,6 +33,7 @@ from keel.data.features import FeatureSet
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_CLASSES = "classes"
 OUTPUT_PREDICTIONS = "predictions"
+RAW_SIGNATURE, ENCODED_SIGNATURE = "serving_raw", "serving_encoded"
 CLASSIFY_SIGNATURE, CLASSIFY_METHOD = "classify", "tensorflow/serving/classify"
 REGRESS_SIGNATURE, REGRESS_METHOD = "regress", "tensorflow/serving/regress"
 
@@ -42,8 +48,9 @@ def raw_dtype(dtype: tf.DType) -> tf.DType:
 class ServingModule(tf.Module):
     """A tf.Module holding the model, the TFT layer and the signature functions."""
 
-    def __init__(self, model, tft_layer, features: FeatureSet, raw_feature_spec: dict):
+    def __init__(self, model, tft_layer, features: FeatureSet, raw_feature_spec: dict, encoded: bool = False):
         super().__init__()
+        self._encoded = encoded
         self.model = model
         self.tft_layer = tft_layer
         self.keras_variables = [v.value for v in model.variables]
@@ -56,14 +63,16 @@ class ServingModule(tf.Module):
         self._classes = tf.constant(features.label_vocabulary or [""])
         self._regression = features.task == "regression"
 
-    def _outputs(self, raw: dict):
+    def _outputs(self, raw: dict, encoded: dict | None = None):
+        """The model's outputs for parsed raw features; `encoded` gives categorical features as indices."""
         transformed = self.tft_layer(raw)
-        inputs = {name: transformed[name] for name in self._features.names}
+        inputs = {name: transformed[name] for name in self._features.names if name not in (encoded or {})}
+        inputs.update({name: tf.reshape(index, [-1, 1]) for name, index in (encoded or {}).items()})
         # float32 whatever the training precision: a mixed-precision model computes in (b)float16.
         return tf.cast(self.model(inputs, training=False), tf.float32)
 
-    def _predict(self, raw: dict) -> dict:
-        outputs = self._outputs(raw)
+    def _predict(self, raw: dict, encoded: dict | None = None) -> dict:
+        outputs = self._outputs(raw, encoded)
         if self._regression:
             return {OUTPUT_PREDICTIONS: tf.reshape(outputs, [-1])}
         classes = tf.gather(self._classes, tf.argmax(outputs, axis=-1))
@@ -114,12 +123,23 @@ class ServingModule(tf.Module):
         def regress(inputs):
             return {"outputs": tf.reshape(self._outputs(tf.io.parse_example(inputs, spec_without_label)), [-1])}
 
+        def serve_encoded(**features):
+            categorical = self._features.categorical
+            raw = {n: self._from_dense(n, x) for n, x in features.items() if n not in categorical}
+            return self._predict(raw, {n: x for n, x in features.items() if n in categorical})
+
         raw_signature = {n: tf.TensorSpec([None], raw_dtype(s.dtype), name=n) for n, s in self._inputs.items()}
         signatures = {
             "serving_default": serve_examples.get_concrete_function(),
-            "serving_raw": tf.function(serve_raw).get_concrete_function(**raw_signature),
+            RAW_SIGNATURE: tf.function(serve_raw).get_concrete_function(**raw_signature),
             "transform_features": transform_features.get_concrete_function(),
         }
+        if self._encoded:
+            encoded_signature = {
+                n: tf.TensorSpec([None], tf.int64, name=n) if n in self._features.categorical else spec
+                for n, spec in raw_signature.items()
+            }
+            signatures[ENCODED_SIGNATURE] = tf.function(serve_encoded).get_concrete_function(**encoded_signature)
         if self._regression:
             signatures[REGRESS_SIGNATURE] = regress.get_concrete_function()
         else:
@@ -138,10 +158,19 @@ def set_method_names(export_dir: str, methods: dict[str, str]) -> None:
     path.write_bytes(saved.SerializeToString())
 
 
-def save_serving_model(model, tf_transform_output, features: FeatureSet, export_dir: str) -> None:
-    """Writes the SavedModel with keel's signatures to `export_dir`."""
+def save_serving_model(
+    model, tf_transform_output, features: FeatureSet, export_dir: str, default_transform: bool = True
+) -> None:
+    """Writes the SavedModel with keel's signatures to `export_dir`.
+
+    `default_transform`: the features went through keel's default transform, so each categorical
+    feature is the vocabulary index of its raw column and `serving_encoded` can be written."""
     module = ServingModule(
-        model, tf_transform_output.transform_features_layer(), features, tf_transform_output.raw_feature_spec()
+        model,
+        tf_transform_output.transform_features_layer(),
+        features,
+        tf_transform_output.raw_feature_spec(),
+        encoded=default_transform and bool(features.categorical),
     )
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
     set_method_names(export_dir, {CLASSIFY_SIGNATURE: CLASSIFY_METHOD, REGRESS_SIGNATURE: REGRESS_METHOD})

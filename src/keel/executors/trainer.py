@@ -242,7 +242,9 @@ def run_fn(fn_args) -> None:
     train_with = _train_on_jax if backend == "jax" else _train_on_tensorflow
     model, trained, record = train_with(fn_args, config, features, moments, tf_transform_output)
 
-    save_serving_model(model, tf_transform_output, features, fn_args.serving_model_dir)
+    save_serving_model(
+        model, tf_transform_output, features, fn_args.serving_model_dir, default_transform=not config.user_preprocessing
+    )
     report = {
         "features": {
             "numeric": features.numeric,

@@ -41,6 +41,18 @@ def dense_matrix(records: list[bytes], columns: list[str]) -> np.ndarray:
     return matrix
 
 
+def text_matrix(records: list[bytes], columns: list[str]) -> np.ndarray:
+    """A bytes [rows, len(columns)] matrix (numpy object) of the records' text values; missing is b""."""
+    matrix = np.full((len(records), len(columns)), b"", dtype=object)
+    for i, record in enumerate(records):
+        example = tf.train.Example.FromString(record)
+        for j, name in enumerate(columns):
+            value = _value(example, name)
+            if value is not None:
+                matrix[i, j] = value if isinstance(value, bytes) else str(value).encode()
+    return matrix
+
+
 def label_indices(records: list[bytes], label: str, vocabulary: list[str]) -> np.ndarray:
     """Each record's label as its class index in `vocabulary` (-1 when absent or unseen in training)."""
     index = {v: i for i, v in enumerate(vocabulary)}

@@ -20,7 +20,7 @@ from keel.core.errors import ExportError
 from keel.export import examples as example_rows
 from keel.export import report
 from keel.export.measures import measure_of
-from keel.export.mobile import inspect_saved_model, save_mobile_model
+from keel.export.mobile import inspect_saved_model, mobile_inputs, save_mobile_model
 from keel.export.parity import Measurement, measure_variant, savedmodel_reference
 from keel.export.variants import VARIANTS, convert
 
@@ -137,11 +137,10 @@ def export_lite(
     records = example_rows.read_split(examples_uri, "eval")
     if not records:
         raise ExportError(f"{examples_uri}: the eval split holds no examples; parity cannot be measured")
-    rows = example_rows.dense_matrix(records, signature.columns)
+    rows = mobile_inputs(signature, records)
     labels = measure.labels(records, label, signature)
-    representative = example_rows.dense_matrix(
-        example_rows.read_split(examples_uri, "train", limit=policy.representative_rows), signature.columns
-    )
+    training_records = example_rows.read_split(examples_uri, "train", limit=policy.representative_rows)
+    representative = mobile_inputs(signature, training_records)
     reference, reference_outputs = savedmodel_reference(loaded, records, rows, labels, signature, policy.latency_calls)
     if signature.task == "regression":
         policy = dataclasses.replace(
@@ -160,7 +159,7 @@ def export_lite(
         "metric": measure.metric,
         "chosen": chosen.name if chosen else None,
         "eval_rows": len(records),
-        "representative_rows": len(representative),
+        "representative_rows": len(training_records),
         "latency_calls": policy.latency_calls,
         "policy": {
             "choose": policy.choose,

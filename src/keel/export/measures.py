@@ -20,7 +20,7 @@ from keel.executors.signatures import OUTPUT_PREDICTIONS, OUTPUT_PROBABILITIES
 from keel.export import examples as example_rows
 
 REFERENCE = "savedmodel"  # the name of the SavedModel's row
-COMMON_FIELDS = ("size_bytes", "latency_median_us", "latency_p99_us", "error", "passed", "reasons")
+COMMON_FIELDS = ("size_bytes", "latency_median_us", "latency_p99_us", "error", "passed", "reasons", "ops")
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:

@@ -9,9 +9,10 @@ from ai_edge_litert.interpreter import Interpreter
 
 from keel.core.errors import ExportError
 from keel.export.measures import REFERENCE, accuracy, measure_of
-from keel.export.mobile import MOBILE_INPUT, MOBILE_SIGNATURE, RAW_SIGNATURE
+from keel.export.mobile import MOBILE_SIGNATURE, RAW_SIGNATURE, raw_tensors
+from keel.export.ops import model_ops, refuse_flex
 
-__all__ = ["LiteRunner", "Measurement", "accuracy", "measure_variant", "savedmodel_reference"]
+__all__ = ["LiteRunner", "Measurement", "accuracy", "measure_variant", "rows_of", "savedmodel_reference"]
 
 
 @dataclasses.dataclass
@@ -36,6 +37,7 @@ class Measurement:
     task: str = "classification"
     rmse: float | None = None
     mean_abs_diff: float | None = None
+    ops: list[str] = dataclasses.field(default_factory=list)  # the operators the .tflite uses
 
 
 def _latency_us(call, examples: list, repeats: int) -> tuple[float, float]:
@@ -53,8 +55,17 @@ def _latency_us(call, examples: list, repeats: int) -> tuple[float, float]:
     return float(np.median(times)), float(np.percentile(times, 99))
 
 
-def _one_row_each(rows: np.ndarray, repeats: int) -> list[np.ndarray]:
-    return [rows[i][np.newaxis, :] for i in range(min(repeats, len(rows)))]
+def rows_of(inputs: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
+    """Rows start..stop of every mobile input."""
+    return {name: values[start:stop] for name, values in inputs.items()}
+
+
+def row_count(inputs: dict[str, np.ndarray]) -> int:
+    return len(next(iter(inputs.values())))
+
+
+def _one_row_each(inputs: dict[str, np.ndarray], repeats: int) -> list[dict[str, np.ndarray]]:
+    return [rows_of(inputs, i, i + 1) for i in range(min(repeats, row_count(inputs)))]
 
 
 class LiteRunner:
@@ -65,12 +76,12 @@ class LiteRunner:
         self.runner = self.interpreter.get_signature_runner(MOBILE_SIGNATURE)
         self.output = output
 
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        return self.runner(**{MOBILE_INPUT: rows})[self.output]
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.runner(**inputs)[self.output]
 
 
 def savedmodel_reference(
-    loaded, records: list[bytes], rows: np.ndarray, labels: np.ndarray, signature, repeats: int
+    loaded, records: list[bytes], inputs: dict[str, np.ndarray], labels: np.ndarray, signature, repeats: int
 ) -> tuple[Measurement, np.ndarray]:
     """The SavedModel's own figures: `serving_default` on the eval tf.Examples (what TF Serving
     returns) for the metric, and `serving_raw` on one example at a time for latency. Returns them
@@ -78,13 +89,8 @@ def savedmodel_reference(
     measure = measure_of(signature.task)
     outputs = loaded.signatures["serving_default"](examples=tf.constant(records))[measure.output].numpy()
     raw = loaded.signatures[RAW_SIGNATURE]
-    dtypes = {n: tf.as_dtype(d) for n, d in signature.raw_dtypes.items()}
-
-    examples = [
-        {n: tf.constant(row[:, j], dtype=dtypes[n]) for j, n in enumerate(signature.columns)}
-        for row in _one_row_each(rows, repeats)
-    ]
-    median, p99 = _latency_us(lambda inputs: raw(**inputs), examples, repeats)
+    examples = [raw_tensors(signature, row) for row in _one_row_each(inputs, repeats)]
+    median, p99 = _latency_us(lambda tensors: raw(**tensors), examples, repeats)
     figures = measure.score(outputs, labels)
     reference = Measurement(
         REFERENCE, task=measure.task, latency_median_us=median, latency_p99_us=p99, passed=True, **figures
@@ -95,18 +101,23 @@ def savedmodel_reference(
 def measure_variant(
     name: str,
     content: bytes,
-    rows: np.ndarray,
+    inputs: dict[str, np.ndarray],
     labels: np.ndarray,
     reference_outputs: np.ndarray,
     reference: Measurement,
     repeats: int,
 ) -> Measurement:
-    """Runs `content` with LiteRT on every eval row and compares it with the SavedModel's outputs."""
+    """Runs `content` with LiteRT on every eval row and compares it with the SavedModel's outputs.
+
+    A model that needs Select TF ops (Flex) is refused by name before it runs."""
     measure = measure_of(reference.task)
+    ops = model_ops(content)
+    refuse_flex(name, ops)
+    rows = row_count(inputs)
     try:
         runner = LiteRunner(content, measure.output)
-        outputs = np.concatenate([runner(rows[i : i + 256]) for i in range(0, len(rows), 256)])
-        median, p99 = _latency_us(runner, _one_row_each(rows, repeats), repeats)
+        outputs = np.concatenate([runner(rows_of(inputs, i, i + 256)) for i in range(0, rows, 256)])
+        median, p99 = _latency_us(runner, _one_row_each(inputs, repeats), repeats)
     except (RuntimeError, ValueError) as e:
         raise ExportError(
             f"{name}: the converted model does not run in LiteRT: {str(e).strip().splitlines()[0]}"
@@ -117,5 +128,6 @@ def measure_variant(
         size_bytes=len(content),
         latency_median_us=median,
         latency_p99_us=p99,
+        ops=ops,
         **measure.compare(outputs, reference_outputs, labels, reference),
     )

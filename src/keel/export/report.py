@@ -99,6 +99,10 @@ def render_markdown(summary: dict, reference: Measurement, variants: list[Measur
             "",
             table(reference, variants),
             "",
+            "Operators each variant uses (LiteRT builtins; none may be a Select TF op):",
+            "",
+            *[f"- {m.name}: {', '.join(m.ops)}" for m in variants if m.ops],
+            "",
         ]
     )
 

@@ -4,7 +4,8 @@
 - float16: weights stored as float16 (half the size), computed in float32 on most CPUs.
 - dynamic: dynamic-range quantization: int8 weights, activations quantized on the fly.
 - int8: full integer quantization: int8 weights and activations, calibrated on representative
-  rows from the train split; the interface stays float32 so every variant takes the same input.
+  rows from the train split; the interface stays float32 (and string for text) so every variant
+  takes the same inputs.
 """
 
 import re
@@ -19,7 +20,7 @@ from keel.core.spec import LITE_VARIANTS as VARIANTS
 from keel.export.mobile import MOBILE_SIGNATURE
 
 
-def _configure(converter, variant: str, representative: Callable[[], Iterable[list[np.ndarray]]] | None):
+def _configure(converter, variant: str, representative: Callable[[], Iterable[dict[str, np.ndarray]]] | None):
     if variant == "float32":
         return
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -34,14 +35,17 @@ def _unsupported_ops(message: str) -> list[str]:
     return sorted(set(re.findall(r"'tf\.(\w+)' op", message)))
 
 
-def convert(mobile_dir: Path, variant: str, representative_rows: np.ndarray) -> bytes:
-    """Converts the mobile SavedModel to `variant`; raises ExportError naming the ops that failed."""
+def convert(mobile_dir: Path, variant: str, representative_inputs: dict[str, np.ndarray]) -> bytes:
+    """Converts the mobile SavedModel to `variant`; raises ExportError naming the ops that failed.
+
+    `representative_inputs`: the mobile inputs of the train rows int8 calibrates on."""
     if variant not in VARIANTS:
         raise ExportError(f"export.lite.variants: {variant!r} is not a variant; expected one of: {', '.join(VARIANTS)}")
 
     def representative():
-        for row in representative_rows:
-            yield [row[np.newaxis, :]]
+        rows = len(next(iter(representative_inputs.values())))
+        for i in range(rows):
+            yield {name: values[i : i + 1] for name, values in representative_inputs.items()}
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(mobile_dir), signature_keys=[MOBILE_SIGNATURE])
     _configure(converter, variant, representative)
