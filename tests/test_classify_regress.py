@@ -123,7 +123,7 @@ def test_the_wrong_method_is_a_400_naming_the_signatures_the_model_has(penguin, 
         "(signature 'serving_default'); version "
     ), error
     assert error.endswith(
-        "has: classify (classify), serving_default (predict), serving_raw (predict), transform_features (predict)"
+        "has: classify (classify), serving_default (predict), serving_encoded (predict), serving_raw (predict), transform_features (predict)"
     ), error
 
     response = classify(mass, {"examples": mass.rows[:1]}, "penguin_mass")

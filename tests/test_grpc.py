@@ -96,7 +96,7 @@ def failure(call, request) -> grpc.RpcError:
 
 def test_metadata_and_status_speak_tf_serving(served):
     found = signatures(served)
-    assert sorted(found.signature_def) == ["classify", "serving_default", "serving_raw", "transform_features"]
+    assert sorted(found.signature_def) == ["classify", "serving_default", "serving_encoded", "serving_raw", "transform_features"]
     assert found.signature_def["classify"].method_name == "tensorflow/serving/classify"
     assert sorted(found.signature_def["serving_raw"].inputs) == sorted(FEATURES)
     assert found.signature_def["serving_default"].inputs["examples"].dtype == tf.string.as_datatype_enum
@@ -231,7 +231,7 @@ def test_classify_goes_to_keel_s_classify_signature_and_regress_names_the_signat
     assert error.details() == (
         "Expected regression signature method_name to be tensorflow/serving/regress. Was: "
         f"tensorflow/serving/predict (signature 'serving_default'); version {served.version} of 'penguin' has: "
-        "classify (classify), serving_default (predict), serving_raw (predict), transform_features (predict)"
+        "classify (classify), serving_default (predict), serving_encoded (predict), serving_raw (predict), transform_features (predict)"
     )
 
 

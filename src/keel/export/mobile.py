@@ -144,24 +144,22 @@ def _kotlin(signature: MobileSignature) -> str:
 
 
 def _swift(signature: MobileSignature) -> str:
-    """One call of the model from an iOS app (TensorFlowLiteSwift's SignatureRunner)."""
+    """One call of the model from an iOS app (TensorFlowLiteSwift's SignatureRunner); text goes in as
+    a LiteRT string tensor (docs/export.md has `stringTensor`)."""
     lines = [
         "let interpreter = try Interpreter(modelPath: modelPath)",
-        f'let runner = try interpreter.signatureRunner(with: "{MOBILE_SIGNATURE}")',
+        f"let runner = try interpreter.signatureRunner(with: \"{MOBILE_SIGNATURE}\")",
         "try runner.allocateTensors()",
     ]
     if signature.columns:
         lines.append(
-            f"try runner.copy(Data(copyingBufferOf: features /* [Float32]: {', '.join(signature.columns)} */), "
-            f'toInputNamed: "{NUMBERS_INPUT}")'
+            f"var features: [Float32] = [/* {', '.join(signature.columns)} */]\n"
+            f"try runner.copy(Data(bytes: &features, count: features.count * 4), toInputNamed: \"{NUMBERS_INPUT}\")"
         )
-    if signature.text_columns:
-        lines.append(
-            f"// {', '.join(signature.text_columns)}: string inputs; fill them with the C API's "
-            "TfLiteTensor string buffers (tflite::DynamicBuffer) before invoking"
-        )
+    for name in signature.text_columns:
+        lines.append(f"try runner.copy(stringTensor([{_identifier(name)}]), toInputNamed: \"{name}\")")
     lines.append("try runner.invoke()")
-    lines.append(f'let output = try runner.output(named: "{signature.output}")')
+    lines.append(f"let output = try runner.output(named: \"{signature.output}\")")
     return "\n".join(lines)
 
 
