@@ -148,18 +148,18 @@ def _swift(signature: MobileSignature) -> str:
     a LiteRT string tensor (docs/export.md has `stringTensor`)."""
     lines = [
         "let interpreter = try Interpreter(modelPath: modelPath)",
-        f"let runner = try interpreter.signatureRunner(with: \"{MOBILE_SIGNATURE}\")",
+        f'let runner = try interpreter.signatureRunner(with: "{MOBILE_SIGNATURE}")',
         "try runner.allocateTensors()",
     ]
     if signature.columns:
         lines.append(
             f"var features: [Float32] = [/* {', '.join(signature.columns)} */]\n"
-            f"try runner.copy(Data(bytes: &features, count: features.count * 4), toInputNamed: \"{NUMBERS_INPUT}\")"
+            f'try runner.copy(Data(bytes: &features, count: features.count * 4), toInputNamed: "{NUMBERS_INPUT}")'
         )
     for name in signature.text_columns:
-        lines.append(f"try runner.copy(stringTensor([{_identifier(name)}]), toInputNamed: \"{name}\")")
+        lines.append(f'try runner.copy(stringTensor([{_identifier(name)}]), toInputNamed: "{name}")')
     lines.append("try runner.invoke()")
-    lines.append(f"let output = try runner.output(named: \"{signature.output}\")")
+    lines.append(f'let output = try runner.output(named: "{signature.output}")')
     return "\n".join(lines)
 
 
