@@ -96,7 +96,13 @@ def failure(call, request) -> grpc.RpcError:
 
 def test_metadata_and_status_speak_tf_serving(served):
     found = signatures(served)
-    assert sorted(found.signature_def) == ["classify", "serving_default", "serving_encoded", "serving_raw", "transform_features"]
+    assert sorted(found.signature_def) == [
+        "classify",
+        "serving_default",
+        "serving_encoded",
+        "serving_raw",
+        "transform_features",
+    ]
     assert found.signature_def["classify"].method_name == "tensorflow/serving/classify"
     assert sorted(found.signature_def["serving_raw"].inputs) == sorted(FEATURES)
     assert found.signature_def["serving_default"].inputs["examples"].dtype == tf.string.as_datatype_enum
