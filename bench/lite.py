@@ -1,9 +1,11 @@
-"""Benchmark: LiteRT variants of the digits CNN against its SavedModel, side by side in one process.
+"""Benchmark: LiteRT variants of keel's models against their SavedModel, side by side in one process.
 
-    .venv/bin/python bench/lite.py [--workdir DIR] [--calls 1000]
+    .venv/bin/python bench/lite.py [--models digits penguin] [--workdir DIR] [--calls 1000]
 
-Runs pipelines/digits.toml (a real `keel run`, cached when DIR already holds it; default a fresh
-temporary workdir), then exports the pushed model in all four variants with keel's exporter and
+For each model (the digits CNN on 64 numeric pixels; penguin, with two text categorical features
+the mobile model takes as strings) runs its pipeline (a real `keel run`, cached when DIR/MODEL
+already holds it; default a fresh temporary directory), then exports the pushed model in all four
+variants with keel's exporter and
 reports, per variant: size, accuracy on the eval split and its drop vs the SavedModel, argmax
 agreement, max |diff| of the probabilities, and per-example latency (median and p99 of CALLS
 one-example calls: the LiteRT interpreter with one thread against the SavedModel's `serving_raw`
@@ -21,7 +23,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = REPO / "pipelines" / "digits.toml"
+MODELS = {
+    "digits": (REPO / "pipelines" / "digits.toml", "the digits CNN (64 numeric pixels)"),
+    "penguin": (REPO / "pipelines" / "penguin.toml", "penguin (4 numeric features, `island` and `sex` as strings)"),
+}
 RESULTS = REPO / "bench" / "results" / "lite.md"
 GOAL_RATIO = 30.0
 
@@ -35,29 +40,25 @@ from keel.export.standalone import latest_pushed  # noqa: E402
 from results_file import write_results  # noqa: E402  (bench/, on the path when run as a script)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default=None, help="digits workdir (default: a fresh temporary one)")
-    parser.add_argument("--calls", type=int, default=1000, help="one-example calls timed per model")
-    args = parser.parse_args()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="keel-bench-lite-")).resolve()
-
+def measure(name: str, workdir: Path, calls: int) -> list[str] | None:
+    """One model's section of the results: its pipeline run, the export of all four variants, the ratios."""
+    spec_path, title = MODELS[name]
     started = time.monotonic()
     run = subprocess.run(
-        [sys.executable, "-m", "keel.cli", "run", str(SPEC), "--workdir", str(workdir)], capture_output=True, text=True
+        [sys.executable, "-m", "keel.cli", "run", str(spec_path), "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
     )
     if run.returncode != 0:
         print(run.stdout[-2000:], run.stderr[-2000:], sep="\n")
-        return 1
+        return None
     pipeline_seconds = time.monotonic() - started
 
-    spec = load_spec(SPEC)
+    spec = load_spec(spec_path)
     saved_model, examples = latest_pushed(workdir)
-    policy = LitePolicy(
-        variants=("float32", "float16", "dynamic", "int8"),
-        latency_calls=args.calls,
-        max_accuracy_drop=spec.export.lite.max_accuracy_drop,
-    )
+    policy = LitePolicy(variants=("float32", "float16", "dynamic", "int8"), latency_calls=calls)
+    if spec.export.lite is not None:
+        policy = LitePolicy(**{**policy.__dict__, "max_accuracy_drop": spec.export.lite.max_accuracy_drop})
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
         result = export_lite(saved_model, examples, Path(scratch) / "lite", policy, label=spec.data.label)
@@ -71,17 +72,11 @@ def main() -> int:
         for m in result.variants
     ]
     best = max(reference.latency_median_us / m.latency_median_us for m in result.variants)
-    lines = [
-        "# LiteRT export: the digits CNN (pipelines/digits.toml)",
+    return [
+        f"## {name}: {title} ({spec_path.relative_to(REPO)})",
         "",
-        f"Command: `.venv/bin/python bench/lite.py {' '.join(sys.argv[1:])}`; host: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f} "
-        f"at the end; pipeline run {pipeline_seconds:.0f}s, conversion and measurement of four variants "
-        f"{export_seconds:.0f}s.",
-        "",
-        f"Eval split: {result.summary['eval_rows']} rows. Latency: one "
-        f"example per call, {args.calls} calls; LiteRT interpreter with 1 thread; the SavedModel row is its "
-        "`serving_raw` signature called eagerly from Python with ready-made tensors.",
+        f"Pipeline run {pipeline_seconds:.0f}s, conversion and measurement of four variants {export_seconds:.0f}s. "
+        f"Eval split: {result.summary['eval_rows']} rows.",
         "",
         table(reference, result.variants),
         "",
@@ -90,9 +85,37 @@ def main() -> int:
         *ratios,
         "",
         f"Best LiteRT speed-up over the SavedModel: {best:.1f}x (goal >= {GOAL_RATIO:.0f}x: "
-        f"{'met' if best >= GOAL_RATIO else 'not met'}). Smallest of the four within the spec's "
-        f"max_accuracy_drop ({policy.max_accuracy_drop * 100:.1f} pp): {result.chosen.name}.",
+        f"{'met' if best >= GOAL_RATIO else 'not met'}). Smallest of the four within max_accuracy_drop "
+        f"({policy.max_accuracy_drop * 100:.1f} pp): {result.chosen.name}.",
         "",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS), help="models to measure")
+    parser.add_argument("--workdir", default=None, help="a directory of workdirs, one per model (default: a fresh one)")
+    parser.add_argument("--calls", type=int, default=1000, help="one-example calls timed per model")
+    args = parser.parse_args()
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="keel-bench-lite-")).resolve()
+
+    sections = []
+    for name in args.models:
+        section = measure(name, root / name, args.calls)
+        if section is None:
+            return 1
+        sections += section
+    lines = [
+        "# LiteRT export: each variant next to the SavedModel",
+        "",
+        f"Command: `.venv/bin/python bench/lite.py {' '.join(sys.argv[1:])}`; host: "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f} at the end.",
+        "",
+        f"Latency: one example per call, {args.calls} calls; LiteRT interpreter with 1 thread; the SavedModel row is "
+        "its `serving_raw` signature called eagerly from Python with ready-made tensors (text as strings).",
+        "",
+        *sections,
     ]
     write_results(RESULTS, lines)
     return 0

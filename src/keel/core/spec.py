@@ -47,8 +47,9 @@ class DataSection(_Section):
     """`[data]`: where the examples come from and what to predict."""
 
     source: str = Field(
-        description="builtin:penguins, builtin:taxi, builtin:digits, builtin:breast_cancer, or a path or glob of .csv "
-        "or .tfrecord[.gz] (tf.Example) files, wildcards in the file name only; "
+        description="builtin:penguins, builtin:taxi, builtin:digits, builtin:breast_cancer, builtin:digits_images, "
+        "a path or glob of .csv or .tfrecord[.gz] (tf.Example) files, wildcards in the file name only, or a "
+        "folder of pictures, DIR/LABEL/*.png|jpg|jpeg (with features.image); "
         "{SPAN} in the path selects data versions (TFX spans), e.g. "
         "data/span-{SPAN}/*.csv: the latest span, or `keel run --span N`"
     )
@@ -76,6 +77,17 @@ class FeaturesSection(_Section):
     categorical: list[str] = Field(
         default_factory=list,
         description="vocabulary-encoded (strings or integers); missing is its own value, unseen values share one index",
+    )
+    image: str | None = Field(
+        default=None,
+        description="the column of encoded pictures (PNG or JPEG bytes; a folder-of-pictures source writes "
+        "them under this name): decoded, resized to image_size and scaled to [0, 1] inside the graph",
+    )
+    image_size: list[Annotated[int, Field(gt=0)]] | None = Field(
+        default=None, min_length=2, max_length=2, description="[height, width] the pictures are resized to"
+    )
+    channels: Literal[1, 3] = Field(
+        default=3, description="1 (grayscale) or 3 (RGB): every picture must have this many"
     )
 
 
@@ -537,6 +549,16 @@ def check_against_files(spec: Spec) -> None:
                 f"{name}: data.label: {spec.data.label!r} holds text but data.task is regression; "
                 "a regression label must be numeric"
             )
+    features = spec.features
+    if features.image is not None:
+        if features.image_size is None:
+            problems.append(f"{name}: features.image_size: required with features.image, as [height, width]")
+        if features.image == spec.data.label or features.image in [*features.numeric, *features.categorical]:
+            problems.append(f"{name}: features.image: {features.image!r} is the label or another feature")
+        if source is not None and features.image not in source.columns:
+            problems.append(f"{name}: features.image: {features.image!r} is not a column of {spec.data.source}")
+    elif features.image_size is not None:
+        problems.append(f"{name}: features.image_size: set without features.image (the column of pictures)")
     both = set(spec.features.numeric) & set(spec.features.categorical)
     for feature in sorted(both):
         problems.append(f"{name}: features: {feature!r} is listed as both numeric and categorical")

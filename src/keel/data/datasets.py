@@ -1,4 +1,4 @@
-"""Real data sets that ship inside installed packages, materialised as CSV into a workdir.
+"""Real data sets that ship inside installed packages, materialised as CSV (or pictures) into a workdir.
 
 `builtin:NAME` in a spec's `data.source` names one of these. Nothing is downloaded: each reads a
 file from an installed wheel, applies a documented, deterministic conversion, and writes the
@@ -135,14 +135,61 @@ BUILTINS = {
 }
 
 
+# Builtins written as a folder of pictures (DIR/LABEL/NNNN.png), read through keel.data.pictures.
+PICTURE_BUILTINS = {
+    "digits_images": Builtin(
+        "digits_images",
+        "sklearn",
+        "datasets/data/digits.csv.gz",
+        "scikit-learn's handwritten digits as 1,797 8x8 grayscale PNG files (DIGIT/NNNN.png, intensities 0-16 "
+        "scaled to 0-255); label: the folder's digit",
+        _digits,
+    )
+}
+PICTURE_LABELS = {"digits_images": [str(d) for d in range(10)]}
+
+
 def get_builtin(name: str) -> Builtin:
     """Returns the builtin data set `name`, or raises SpecError naming the ones that exist."""
-    if name not in BUILTINS:
+    known = {**BUILTINS, **PICTURE_BUILTINS}
+    if name not in known:
         raise SpecError(
             f"data.source: 'builtin:{name}' is not a builtin data set; "
-            f"expected one of: {', '.join('builtin:' + n for n in BUILTINS)}"
+            f"expected one of: {', '.join('builtin:' + n for n in known)}"
         )
-    return BUILTINS[name]
+    return known[name]
+
+
+def materialise_pictures(name: str, dest_dir: Path) -> dict:
+    """Writes picture builtin `name` as `dest_dir/LABEL/NNNN.png` (only files whose bytes changed).
+
+    Returns a provenance record like `materialise`'s, with the folder and the picture count."""
+    import numpy as np
+    import tensorflow as tf  # heavy: only for picture builtins
+
+    builtin = PICTURE_BUILTINS[name]
+    raw, text = builtin.read_text()
+    reader = csv.reader(io.StringIO(text, newline=""))
+    _, rows = builtin.convert(next(reader), reader)
+    count = 0
+    for i, row in enumerate(rows):
+        intensities = np.array([float(v) for v in row[:64]]).reshape(8, 8, 1)
+        png = tf.io.encode_png(np.round(intensities * 255 / 16).astype(np.uint8)).numpy()
+        target = dest_dir / row[64] / f"{i:04d}.png"
+        if not target.exists() or target.read_bytes() != png:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_bytes(png)
+            partial.replace(target)
+        count += 1
+    return {
+        "builtin": name,
+        "description": builtin.description,
+        "source_file": str(builtin.source_file()),
+        "source_sha256": hashlib.sha256(raw).hexdigest(),
+        "folder": str(dest_dir),
+        "pictures": count,
+    }
 
 
 def materialise(name: str, dest_dir: Path) -> dict:

@@ -18,6 +18,7 @@ class FeatureSet:
     label: the label's name; label_vocabulary: class names in class-index order (empty for regression).
     raw_inputs: the raw columns a serving request must carry.
     task: "classification" (the model outputs one probability per class) or "regression" (one number).
+    images: name -> [height, width, channels] of a float32 picture input in [0, 1].
     """
 
     numeric: list[str]
@@ -26,6 +27,7 @@ class FeatureSet:
     label_vocabulary: list[str]
     raw_inputs: list[str]
     task: str = "classification"
+    images: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -38,7 +40,7 @@ class FeatureSet:
 
     @property
     def names(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
+        return [*self.numeric, *self.categorical, *self.images]
 
 
 def split_features(kinds: dict[str, str], label: str, numeric: list[str], categorical: list[str]):

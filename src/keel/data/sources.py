@@ -1,4 +1,4 @@
-"""Where a spec's data lives: builtin data sets, CSV files and TFRecord files of tf.Example."""
+"""Where a spec's data lives: builtin data sets, CSV files, TFRecord files of tf.Example, folders of pictures."""
 
 import codecs
 import csv
@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from keel.core.errors import SpecError
-from keel.data import datasets
+from keel.data import datasets, pictures
 
 CSV_SUFFIXES = (".csv",)
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz", ".gz")
@@ -22,7 +22,7 @@ SPAN = "{SPAN}"
 class DataSource:
     """A resolved `data.source`: its format, the ExampleGen input base and pattern, its columns."""
 
-    kind: str  # "csv" or "tfrecord"
+    kind: str  # "csv", "tfrecord", or "images" (a folder of pictures, written as TFRecord by prepare_source)
     input_base: Path | str | None  # None for a builtin until materialised; a gs:// URI for cloud targets
     pattern: str
     columns: list[str]
@@ -81,8 +81,12 @@ def resolve_source(spec) -> DataSource:
     source = spec.data.source
     if source.startswith("builtin:"):
         builtin = datasets.get_builtin(source.removeprefix("builtin:"))
+        if builtin.name in datasets.PICTURE_BUILTINS:
+            return DataSource("images", None, "*", _picture_columns(spec), builtin=builtin.name)
         return DataSource("csv", None, "*", builtin.columns(), builtin=builtin.name)
     path = spec.resolve(source)
+    if SPAN not in source and pictures.is_picture_folder(path):
+        return DataSource("images", path, "*", _picture_columns(spec))
     if SPAN in source:
         base, pattern = _span_base(source, path)
         files = sorted(Path(p) for p in glob.glob(str(base / pattern.replace(SPAN, "*"))) if Path(p).is_file())
@@ -104,6 +108,15 @@ def resolve_source(spec) -> DataSource:
     if kind == "csv" and SPAN not in source:  # spans may differ: select_span checks the one that runs
         _same_header(files, columns, base)
     return DataSource(kind, base, pattern, columns)
+
+
+def _picture_columns(spec) -> list[str]:
+    if spec.features.image is None:
+        raise SpecError(
+            f"data.source: {spec.data.source!r} is a folder of pictures; set features.image (the name of "
+            "the picture column) and features.image_size ([height, width])"
+        )
+    return sorted([spec.features.image, spec.data.label])
 
 
 def _same_header(files: list[Path], columns: list[str], base: Path) -> None:
@@ -172,6 +185,8 @@ def prepare_source(spec, workdir: Path, span: int | None = None) -> tuple[DataSo
         }
         origin = span_origin(source, source.span)
         return source, {**record, "origin": origin} if origin else record
+    if source.kind == "images":
+        return _prepare_pictures(spec, source, workdir)
     if source.builtin:
         record = datasets.materialise(source.builtin, workdir / "data" / source.builtin)
         source = dataclasses.replace(source, input_base=Path(record["file"]).parent)
@@ -185,6 +200,21 @@ def prepare_source(spec, workdir: Path, span: int | None = None) -> tuple[DataSo
         "source": spec.data.source,
         "files": [{"path": str(f), "sha256": _sha256(f, utf8=source.kind == "csv")} for f in files],
     }
+
+
+def _prepare_pictures(spec, source: DataSource, workdir: Path) -> tuple[DataSource, dict]:
+    """Writes a folder of pictures (a builtin's, materialised first) as TFRecord; the source ImportExampleGen reads."""
+    record = {"source": spec.data.source}
+    folder = source.input_base
+    if source.builtin:
+        origin = datasets.materialise_pictures(source.builtin, workdir / "data" / source.builtin)
+        folder, record["origin"] = Path(origin["folder"]), origin
+    records, manifest = pictures.write_records(
+        Path(folder), workdir / "data" / "pictures", spec.features.image, spec.data.label, spec.features.channels
+    )
+    record["files"] = [{"path": str(Path(folder) / m["path"]), "sha256": m["sha256"]} for m in manifest]
+    record["records"] = {"path": str(records), "sha256": _sha256(records)}
+    return DataSource("tfrecord", records.parent, "*", source.columns), record
 
 
 def _sha256(path: Path, utf8: bool = False) -> str:

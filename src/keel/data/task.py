@@ -77,6 +77,11 @@ def _tfrecord_label_values(files: list[Path], label: str, values: set[str]) -> s
 def label_sample(source: DataSource, label: str) -> tuple[str | None, set[str]]:
     """The label's kind and its distinct values in the first SAMPLE_ROWS rows of the source."""
     values: set[str] = set()
+    if source.kind == "images":  # the label is the pictures' folder name: a class, whatever it spells
+        folder = source.input_base
+        if folder is None:
+            return "string", set(datasets.PICTURE_LABELS[source.builtin])
+        return "string", {p.name for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")}
     if source.builtin:
         builtin = datasets.get_builtin(source.builtin)
         reader = csv.reader(io.StringIO(builtin.read_text()[1], newline=""))

@@ -11,11 +11,13 @@
   `classes` and `scores` [batch, classes], or `outputs` [batch]. What the Classify and Regress APIs call.
 - `transform_features`: serialized tf.Example -> transformed features, label included; TFMA uses
   it to read the encoded label. It parses only the model's raw inputs and the label.
-- `serving_encoded` (keel's default transform, with categorical features): the numeric raw features
-  as in `serving_raw`, each categorical feature as its vocabulary index (int64 [batch], the index
-  the transform gives it) -> the same outputs. The TFT graph runs on the numeric features only, so
-  this signature holds no vocabulary lookup: the mobile export (keel.export.mobile) puts the
-  vocabularies in front of it as constant tables, which LiteRT runs.
+- `serving_encoded` (keel's default transform, with categorical features or pictures): the numeric
+  raw features as in `serving_raw`, each categorical feature as its vocabulary index (int64 [batch],
+  the index the transform gives it), each picture decoded (uint8 [batch, height, width, channels],
+  at the transform's size) -> the same outputs. The TFT graph runs on the numeric features only, so
+  this signature holds no vocabulary lookup and no picture decoder: the mobile export
+  (keel.export.mobile) puts the vocabularies in front of it as constant tables, which LiteRT runs,
+  and takes pictures as a camera pipeline gives them.
 
 Both serving signatures run the same TFT graph, so training and serving preprocessing cannot
 diverge. The module tracks the Keras variables' underlying tf.Variables directly: without that,
@@ -29,6 +31,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from keel.data.features import FeatureSet
+from keel.executors.transform import scale_pixels
 
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_CLASSES = "classes"
@@ -64,10 +67,11 @@ class ServingModule(tf.Module):
         self._regression = features.task == "regression"
 
     def _outputs(self, raw: dict, encoded: dict | None = None):
-        """The model's outputs for parsed raw features; `encoded` gives categorical features as indices."""
-        transformed = self.tft_layer(raw)
-        inputs = {name: transformed[name] for name in self._features.names if name not in (encoded or {})}
-        inputs.update({name: tf.reshape(index, [-1, 1]) for name, index in (encoded or {}).items()})
+        """The model's outputs for parsed raw features; `encoded` holds model inputs made without TFT."""
+        encoded = encoded or {}
+        transformed = self.tft_layer(raw) if raw else {}
+        inputs = {name: transformed[name] for name in self._features.names if name not in encoded}
+        inputs.update(encoded)
         # float32 whatever the training precision: a mixed-precision model computes in (b)float16.
         return tf.cast(self.model(inputs, training=False), tf.float32)
 
@@ -124,9 +128,11 @@ class ServingModule(tf.Module):
             return {"outputs": tf.reshape(self._outputs(tf.io.parse_example(inputs, spec_without_label)), [-1])}
 
         def serve_encoded(**features):
-            categorical = self._features.categorical
-            raw = {n: self._from_dense(n, x) for n, x in features.items() if n not in categorical}
-            return self._predict(raw, {n: x for n, x in features.items() if n in categorical})
+            categorical, images = self._features.categorical, self._features.images
+            raw = {n: self._from_dense(n, x) for n, x in features.items() if n not in categorical and n not in images}
+            encoded = {n: tf.reshape(x, [-1, 1]) for n, x in features.items() if n in categorical}
+            encoded.update({n: scale_pixels(x) for n, x in features.items() if n in images})
+            return self._predict(raw, encoded)
 
         raw_signature = {n: tf.TensorSpec([None], raw_dtype(s.dtype), name=n) for n, s in self._inputs.items()}
         signatures = {
@@ -139,6 +145,8 @@ class ServingModule(tf.Module):
                 n: tf.TensorSpec([None], tf.int64, name=n) if n in self._features.categorical else spec
                 for n, spec in raw_signature.items()
             }
+            for n, shape in self._features.images.items():
+                encoded_signature[n] = tf.TensorSpec([None, *shape], tf.uint8, name=n)
             signatures[ENCODED_SIGNATURE] = tf.function(serve_encoded).get_concrete_function(**encoded_signature)
         if self._regression:
             signatures[REGRESS_SIGNATURE] = regress.get_concrete_function()
@@ -170,7 +178,7 @@ def save_serving_model(
         tf_transform_output.transform_features_layer(),
         features,
         tf_transform_output.raw_feature_spec(),
-        encoded=default_transform and bool(features.categorical),
+        encoded=default_transform and bool(features.categorical or features.images),
     )
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
     set_method_names(export_dir, {CLASSIFY_SIGNATURE: CLASSIFY_METHOD, REGRESS_SIGNATURE: REGRESS_METHOD})

@@ -66,10 +66,12 @@ def feature_set(tf_transform_output: tft.TFTransformOutput, config: TrainerConfi
                     ) from None
         raw_inputs = sorted(n for n in raw_spec if n != label)
     else:
-        kinds = {n: dtype_kind(s.dtype) for n, s in raw_spec.items()}
+        kinds = {n: dtype_kind(s.dtype) for n, s in raw_spec.items() if n != config.image}
         numeric, names = split_features(kinds, label, list(config.numeric), list(config.categorical))
         categorical = {n: tf_transform_output.vocabulary_size_by_name(n) + 1 for n in names}
-        raw_inputs = [*numeric, *categorical]
+        images = {config.image: list(config.image_shape)} if config.image else {}
+        raw_inputs = [*numeric, *categorical, *images]
+        return FeatureSet(numeric, categorical, label, vocabulary, raw_inputs, config.task, images)
     return FeatureSet(numeric, categorical, label, vocabulary, raw_inputs, config.task)
 
 

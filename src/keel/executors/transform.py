@@ -2,7 +2,8 @@
 
 The default z-scores numeric features (missing values imputed with the mean, so they become 0),
 encodes categorical features with a vocabulary (missing is its own value, unseen values share one
-out-of-vocabulary index) and encodes a classification label as a class index; a regression label passes
+out-of-vocabulary index), decodes pictures (PNG or JPEG bytes) to float32 [height, width, channels]
+in [0, 1], and encodes a classification label as a class index; a regression label passes
 through as float32, with LABEL_WEIGHT beside it (0 where the label is missing: the Trainer leaves such
 rows out and TFMA gives them no weight). TFX calls `preprocessing_fn`
 with the Transform component's `custom_config`, a TransformConfig that carries only what the
@@ -56,6 +57,25 @@ def encode_categorical(x, name: str):
     return tft.compute_and_apply_vocabulary(_dense(_as_string(x), ""), num_oov_buckets=1, vocab_filename=name)
 
 
+def scale_pixels(pixels):
+    """uint8 pixels [batch, height, width, channels] -> float32 in [0, 1]: what the model sees."""
+    return tf.cast(pixels, tf.float32) / 255.0
+
+
+def decode_pictures(x, shape):
+    """Encoded pictures (PNG or JPEG bytes) -> float32 [batch, *shape] in [0, 1], resized to shape[:2]."""
+    height, width, channels = shape
+
+    def decode(content):
+        pixels = tf.io.decode_image(content, channels=channels, expand_animations=False)
+        resized = tf.image.resize(pixels, [height, width])
+        return tf.ensure_shape(resized, [height, width, channels])
+
+    content = tf.reshape(_dense(x, ""), [-1])
+    resized = tf.map_fn(decode, content, fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32))
+    return resized / 255.0
+
+
 def encode_label(x):
     """Encodes the label as a class index (-1 for a class unseen in training)."""
     return tft.compute_and_apply_vocabulary(
@@ -71,12 +91,21 @@ def pass_label(x, label: str) -> dict:
 
 
 def default_preprocessing_fn(
-    inputs: dict, label: str, numeric: list[str], categorical: list[str], task: str = "classification"
+    inputs: dict,
+    label: str,
+    numeric: list[str],
+    categorical: list[str],
+    task: str = "classification",
+    image: str | None = None,
+    image_shape: tuple[int, ...] = (),
 ) -> dict:
-    """keel's transform: z-scored numbers, vocabulary-encoded categories, the label as the task needs it."""
-    kinds = {name: dtype_kind(t.dtype) for name, t in inputs.items()}
+    """keel's transform: z-scored numbers, vocabulary-encoded categories, decoded pictures, the label as
+    the task needs it."""
+    kinds = {name: dtype_kind(t.dtype) for name, t in inputs.items() if name != image}
     numeric, categorical = split_features(kinds, label, numeric, categorical)
     outputs = {name: zscore(inputs[name]) for name in numeric}
+    if image is not None:
+        outputs[image] = decode_pictures(inputs[image], image_shape)
     outputs.update({name: encode_categorical(inputs[name], name) for name in categorical})
     if task == "regression":
         outputs.update(pass_label(inputs[label], label))
@@ -90,4 +119,12 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     config = decode(TransformConfig, custom_config)
     if config.preprocessing_module is not None:
         return load_module(config.preprocessing_module).preprocessing_fn(inputs)
-    return default_preprocessing_fn(inputs, config.label, list(config.numeric), list(config.categorical), config.task)
+    return default_preprocessing_fn(
+        inputs,
+        config.label,
+        list(config.numeric),
+        list(config.categorical),
+        config.task,
+        config.image,
+        tuple(config.image_shape),
+    )

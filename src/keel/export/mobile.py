@@ -6,6 +6,8 @@ A phone app has raw values, not tf.Example protos, so the exported model takes t
 - one string [batch] input per text-valued categorical column, named after it; missing is "".
   (One [batch, columns] string tensor would do, but TF 2.16's int8 calibrator crashes on string
   tensors of more than one element per example.)
+- one uint8 [batch, height, width, channels] input per picture feature, named after it: decoded
+  pixels at the transform's size, as a phone's camera pipeline gives them.
 It returns what `serving_raw` returns for the task: class `probabilities` [batch, classes]
 (classification) or `predictions` [batch] in the label's units (regression).
 
@@ -31,6 +33,7 @@ import tensorflow as tf
 from keel.core.errors import ExportError
 from keel.data.features import LABEL_VOCABULARY
 from keel.executors.signatures import ENCODED_SIGNATURE, OUTPUT_PREDICTIONS, OUTPUT_PROBABILITIES, RAW_SIGNATURE
+from keel.data import pictures
 from keel.export import examples as example_rows
 from keel.export.measures import measure_of
 
@@ -54,6 +57,7 @@ class MobileSignature:
     label: str | None = None  # the label's name; signature.json names it for regression
     text_columns: list[str] = dataclasses.field(default_factory=list)
     vocabularies: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    images: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # name -> [height, width, channels]
 
     @property
     def output(self) -> str:
@@ -62,7 +66,7 @@ class MobileSignature:
     @property
     def input_names(self) -> list[str]:
         """The mobile signature's inputs, in signature.json order."""
-        return [NUMBERS_INPUT] * bool(self.columns) + self.text_columns
+        return [NUMBERS_INPUT] * bool(self.columns) + self.text_columns + list(self.images)
 
     def _inputs_json(self) -> list[dict]:
         inputs = []
@@ -134,6 +138,11 @@ def _kotlin(signature: MobileSignature) -> str:
         lines.append(f"val features = arrayOf(floatArrayOf(/* {', '.join(signature.columns)} */))")
     for name in signature.text_columns:
         lines.append(f"val {_identifier(name)} = arrayOf(/* {name}: a String */)")
+    for name, (height, width, channels) in signature.images.items():
+        lines.append(
+            f"val {_identifier(name)} = ByteBuffer.allocateDirect({height * width * channels})  "
+            f"// {height}x{width}x{channels} uint8 pixels, row by row"
+        )
     names = signature.input_names
     lines.append(f"val output = Array(1) {{ FloatArray({max(len(signature.label_vocabulary), 1)}) }}")
     lines.append(
@@ -158,6 +167,11 @@ def _swift(signature: MobileSignature) -> str:
         )
     for name in signature.text_columns:
         lines.append(f'try runner.copy(stringTensor([{_identifier(name)}]), toInputNamed: "{name}")')
+    for name, (height, width, channels) in signature.images.items():
+        lines.append(
+            f"try runner.copy(Data({_identifier(name)}Pixels /* {height * width * channels} UInt8, row by row */), "
+            f'toInputNamed: "{name}")'
+        )
     lines.append("try runner.invoke()")
     lines.append(f'let output = try runner.output(named: "{signature.output}")')
     return "\n".join(lines)
@@ -233,9 +247,10 @@ def inspect_saved_model(saved_model_dir: str | os.PathLike):
             f"{directory}: the SavedModel has no {RAW_SIGNATURE!r} signature; expected one written by keel's Trainer"
         )
     raw_inputs = loaded.signatures[RAW_SIGNATURE].structured_input_signature[1]
-    vocabularies = {}
+    vocabularies, images = {}, {}
     if ENCODED_SIGNATURE in loaded.signatures:
         encoded = loaded.signatures[ENCODED_SIGNATURE].structured_input_signature[1]
+        images = {n: s.shape.as_list()[1:] for n, s in sorted(encoded.items()) if s.dtype == tf.uint8}
         categorical = sorted(n for n, s in encoded.items() if s.dtype == tf.int64)
         vocabularies = {n: read_vocabulary(directory, n) for n in categorical}
         floats = [n for n in categorical if raw_inputs[n].dtype == tf.float32]
@@ -251,12 +266,12 @@ def inspect_saved_model(saved_model_dir: str | os.PathLike):
         _refuse_categorical(raw_inputs, directory)
     dtypes = {n: raw_inputs[n].dtype.name for n in sorted(raw_inputs)}
     columns = sorted(n for n, s in raw_inputs.items() if s.dtype != tf.string)
-    text = sorted(n for n, s in raw_inputs.items() if s.dtype == tf.string)
-    if NUMBERS_INPUT in text:
+    text = sorted(n for n, s in raw_inputs.items() if s.dtype == tf.string and n not in images)
+    if NUMBERS_INPUT in [*text, *images]:
         raise ExportError(
             f"text feature {NUMBERS_INPUT!r}: the mobile signature's number input has that name; rename the column"
         )
-    common = {"text_columns": text, "vocabularies": vocabularies}
+    common = {"text_columns": text, "vocabularies": vocabularies, "images": images}
     if OUTPUT_PREDICTIONS in loaded.signatures[RAW_SIGNATURE].structured_outputs:
         return loaded, MobileSignature(columns, dtypes, [], task="regression", **common)
     return loaded, MobileSignature(columns, dtypes, _label_vocabulary(directory), **common)
@@ -267,16 +282,21 @@ def mobile_inputs(signature: MobileSignature, records: list[bytes]) -> dict[str,
     inputs = {}
     if signature.columns:
         inputs[NUMBERS_INPUT] = example_rows.dense_matrix(records, signature.columns)
-    text = example_rows.text_matrix(records, signature.text_columns)
+    text = example_rows.text_matrix(records, [*signature.text_columns, *signature.images])
     inputs.update({name: text[:, j] for j, name in enumerate(signature.text_columns)})
+    for j, (name, (height, width, channels)) in enumerate(signature.images.items(), len(signature.text_columns)):
+        pixels = [pictures.pixels_of(content, (height, width), channels) for content in text[:, j]]
+        inputs[name] = np.stack(pixels) if pixels else np.zeros((0, height, width, channels), np.uint8)
     return inputs
 
 
-def raw_tensors(signature: MobileSignature, inputs: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
-    """The same rows as `serving_raw`'s inputs: one tensor per raw column."""
+def raw_tensors(signature: MobileSignature, records: list[bytes]) -> dict[str, tf.Tensor]:
+    """The same records as `serving_raw`'s inputs: one tensor per raw column (pictures encoded)."""
     dtypes = {n: tf.as_dtype(d) for n, d in signature.raw_dtypes.items()}
-    tensors = {n: tf.constant(inputs[NUMBERS_INPUT][:, j], dtype=dtypes[n]) for j, n in enumerate(signature.columns)}
-    tensors.update({n: tf.constant(inputs[n]) for n in signature.text_columns})
+    numbers = example_rows.dense_matrix(records, signature.columns)
+    tensors = {n: tf.constant(numbers[:, j], dtype=dtypes[n]) for j, n in enumerate(signature.columns)}
+    text = example_rows.text_matrix(records, [*signature.text_columns, *signature.images])
+    tensors.update({n: tf.constant(text[:, j]) for j, n in enumerate([*signature.text_columns, *signature.images])})
     return tensors
 
 
@@ -302,7 +322,7 @@ class MobileModule(tf.Module):
             for n in signature.columns
             if n in vocabularies
         }
-        model = loaded.signatures[ENCODED_SIGNATURE if vocabularies else RAW_SIGNATURE]
+        model = loaded.signatures[ENCODED_SIGNATURE if vocabularies or signature.images else RAW_SIGNATURE]
         output = signature.output
 
         def integer_index(name, x):
@@ -319,9 +339,13 @@ class MobileModule(tf.Module):
                 values[name] = integer_index(name, x) if name in integer_keys else tf.cast(x, dtypes[name])
             for name in signature.text_columns:
                 values[name] = self.tables[name].lookup(inputs[name])
+            values.update({name: inputs[name] for name in signature.images})
             return {output: model(**values)[output]}
 
         specs = {name: tf.TensorSpec([None], tf.string, name=name) for name in signature.text_columns}
+        specs.update(
+            {name: tf.TensorSpec([None, *shape], tf.uint8, name=name) for name, shape in signature.images.items()}
+        )
         if signature.columns:
             specs[NUMBERS_INPUT] = tf.TensorSpec([None, len(signature.columns)], tf.float32, name=NUMBERS_INPUT)
         self.serve = tf.function(serve).get_concrete_function(**specs)

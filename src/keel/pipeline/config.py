@@ -46,6 +46,8 @@ class TransformConfig:
     label: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    image: str | None  # the picture column, decoded to image_shape (height, width, channels); () without
+    image_shape: tuple[int, ...]
     preprocessing_module: str | None
     preprocessing_sha256: str | None
 
@@ -58,6 +60,8 @@ class TrainerConfig:
     label: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    image: str | None
+    image_shape: tuple[int, ...]
     module: str
     module_sha256: str
     user_preprocessing: bool
@@ -105,6 +109,12 @@ def gate_config(spec: Spec, workdir: str | None = None) -> GateConfig:
     )
 
 
+def image_shape(spec: Spec) -> tuple[int, ...]:
+    """(height, width, channels) of the spec's pictures; () when it has none."""
+    features = spec.features
+    return (*features.image_size, features.channels) if features.image else ()
+
+
 def transform_config(spec: Spec, code: ModelCode) -> TransformConfig:
     """Transform's config: a change to a module without preprocessing_fn leaves Transform cached."""
     return TransformConfig(
@@ -112,6 +122,8 @@ def transform_config(spec: Spec, code: ModelCode) -> TransformConfig:
         spec.data.label,
         tuple(spec.features.numeric),
         tuple(spec.features.categorical),
+        image=spec.features.image,
+        image_shape=image_shape(spec),
         preprocessing_module=code.module if code.user_preprocessing else None,
         preprocessing_sha256=code.module_sha256 if code.user_preprocessing else None,
     )
@@ -125,6 +137,8 @@ def trainer_config(spec: Spec, code: ModelCode) -> TrainerConfig:
         label=spec.data.label,
         numeric=tuple(spec.features.numeric),
         categorical=tuple(spec.features.categorical),
+        image=spec.features.image,
+        image_shape=image_shape(spec),
         module=code.module,
         module_sha256=code.module_sha256,
         user_preprocessing=code.user_preprocessing,

@@ -27,6 +27,11 @@ class Reporter:
     def data(self, written: str, source: DataSource, provenance: dict) -> None:
         """`written` is the spec's data.source; `provenance` what keel.data.sources.prepare_source recorded."""
         origin = provenance.get("origin")
+        if "records" in provenance:  # a folder of pictures, written as one TFRecord file
+            self._line(
+                f"  data: {written} -> {provenance['records']['path']} ({len(provenance['files'])} pictures as tf.Example)"
+            )
+            return
         shown = f"{origin['rows']} rows, " if origin else ""
         shown += f"span {source.span}, " if source.has_span else ""
         self._line(f"  data: {written} -> {source.input_base} ({shown}{len(provenance['files'])} file(s))")
