@@ -19,7 +19,13 @@ def without_signature(version: str, name: str, copy: Path) -> Path:
     """A copy of a SavedModel without signature `name`, as a model with a custom preprocessing_fn has."""
     shutil.copytree(version, copy)
     saved = saved_model_pb2.SavedModel.FromString((copy / "saved_model.pb").read_bytes())
-    del saved.meta_graphs[0].signature_def[name]
+    meta_graph = saved.meta_graphs[0]
+    del meta_graph.signature_def[name]
+    graph = meta_graph.object_graph_def  # TF2 loaders read signatures from the object graph's signature map
+    (signatures,) = [c.node_id for c in graph.nodes[0].children if c.local_name == "signatures"]
+    kept = [c for c in graph.nodes[signatures].children if c.local_name != name]
+    del graph.nodes[signatures].children[:]
+    graph.nodes[signatures].children.extend(kept)
     (copy / "saved_model.pb").write_bytes(saved.SerializeToString())
     return copy
 

@@ -17,7 +17,7 @@ def error_of(tmp_path, data: dict, overrides: dict | None = None) -> str:
 
 
 def test_example_specs_are_valid():
-    for name in ["penguin", "taxi", "digits", "taxi_fare", "breast_cancer"]:
+    for name in ["penguin", "taxi", "digits", "taxi_fare", "breast_cancer", "digits_images"]:
         spec = load_spec(REPO / "pipelines" / f"{name}.toml")
         assert spec.pipeline.name == name
 
@@ -113,7 +113,7 @@ def test_missing_model_module(tmp_path):
 def test_unknown_builtin(tmp_path):
     assert error_of(tmp_path, penguin_data(source="builtin:pinguins")) == (
         "bad.toml: data.source: 'builtin:pinguins' is not a builtin data set; "
-        "expected one of: builtin:penguins, builtin:taxi, builtin:digits, builtin:breast_cancer"
+        "expected one of: builtin:penguins, builtin:taxi, builtin:digits, builtin:breast_cancer, builtin:digits_images"
     )
 
 

@@ -31,9 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 from keel.core.errors import ExportError
+from keel.data import pictures
 from keel.data.features import LABEL_VOCABULARY
 from keel.executors.signatures import ENCODED_SIGNATURE, OUTPUT_PREDICTIONS, OUTPUT_PROBABILITIES, RAW_SIGNATURE
-from keel.data import pictures
 from keel.export import examples as example_rows
 from keel.export.measures import measure_of
 
