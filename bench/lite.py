@@ -1,9 +1,9 @@
 """Benchmark: LiteRT variants of keel's models against their SavedModel, side by side in one process.
 
-    .venv/bin/python bench/lite.py [--models digits penguin] [--workdir DIR] [--calls 1000]
+    .venv/bin/python bench/lite.py [--models digits penguin digits_images] [--workdir DIR] [--calls 1000]
 
 For each model (the digits CNN on 64 numeric pixels; penguin, with two text categorical features
-the mobile model takes as strings) runs its pipeline (a real `keel run`, cached when DIR/MODEL
+the mobile model takes as strings; the digits as PNG pictures, which it takes as uint8 pixels) runs its pipeline (a real `keel run`, cached when DIR/MODEL
 already holds it; default a fresh temporary directory), then exports the pushed model in all four
 variants with keel's exporter and
 reports, per variant: size, accuracy on the eval split and its drop vs the SavedModel, argmax
@@ -26,6 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = {
     "digits": (REPO / "pipelines" / "digits.toml", "the digits CNN (64 numeric pixels)"),
     "penguin": (REPO / "pipelines" / "penguin.toml", "penguin (4 numeric features, `island` and `sex` as strings)"),
+    "digits_images": (
+        REPO / "pipelines" / "digits_images.toml",
+        "the digits as 8x8 PNG pictures (models/image_cnn.py; the mobile model takes uint8 pixels)",
+    ),
 }
 RESULTS = REPO / "bench" / "results" / "lite.md"
 GOAL_RATIO = 30.0

@@ -29,7 +29,7 @@ def picture_folder(root: Path, bad: str | None = None) -> Path:
 
 BAD_PICTURES = {
     "not_a_picture": "bad.png is not a readable picture (Unknown image file format",
-    "truncated": "bad.png is not a readable picture (Invalid PNG data",
+    "truncated": "bad.png is not a readable picture (Invalid PNG",
     "rgb": "bad.png has 3 channel(s); features.channels is 1",
 }
 

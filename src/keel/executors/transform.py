@@ -63,12 +63,18 @@ def scale_pixels(pixels):
 
 
 def decode_pictures(x, shape):
-    """Encoded pictures (PNG or JPEG bytes) -> float32 [batch, *shape] in [0, 1], resized to shape[:2]."""
+    """Encoded pictures (PNG or JPEG bytes) -> float32 [batch, *shape] in [0, 1], resized to shape[:2].
+
+    A missing picture ("") is all zeros, as a missing number is the mean: serving's warm-up call and
+    requests without the column still get an answer."""
     height, width, channels = shape
 
     def decode(content):
-        pixels = tf.io.decode_image(content, channels=channels, expand_animations=False)
-        resized = tf.image.resize(pixels, [height, width])
+        def pixels():
+            decoded = tf.io.decode_image(content, channels=channels, expand_animations=False)
+            return tf.image.resize(decoded, [height, width])
+
+        resized = tf.cond(tf.equal(content, ""), lambda: tf.zeros([height, width, channels]), pixels)
         return tf.ensure_shape(resized, [height, width, channels])
 
     content = tf.reshape(_dense(x, ""), [-1])

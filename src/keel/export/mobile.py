@@ -95,6 +95,17 @@ class MobileSignature:
                     "a value not seen in training is accepted and encoded as unseen",
                 }
             )
+        for name, (height, width, channels) in self.images.items():
+            inputs.append(
+                {
+                    "name": name,
+                    "dtype": "uint8",
+                    "shape": [-1, height, width, channels],
+                    "columns": [name],
+                    "note": f"decoded pixels, {height}x{width} with {channels} channel(s), row by row (0-255); "
+                    "resize the camera frame to this size first",
+                }
+            )
         return inputs
 
     def to_json(self) -> dict:
