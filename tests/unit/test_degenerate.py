@@ -27,7 +27,7 @@ def text(name: str, unique: int, top: str = "a", empty: int = 0):
     )
 
 
-CONFIG = GateConfig("label", (), (), "classification")
+CONFIG = GateConfig("label", (), (), "classification", "warn")
 
 
 def test_healthy_statistics_have_no_problem_and_no_warning():
@@ -51,7 +51,7 @@ def test_a_regression_label_with_gaps_and_a_constant_feature_only_warn():
         s: split(f"num_examples: 10 {numeric('x', lo=3, hi=3)} {numeric('label', missing=2, present=8)}")
         for s in ("train", "eval")
     }
-    problems, warnings = degenerate(stats, {}, GateConfig("label", (), (), "regression"))
+    problems, warnings = degenerate(stats, {}, GateConfig("label", (), (), "regression", "warn"))
     assert problems == []
     assert "split train: the label 'label' is missing in 2 row(s); they are left out" in warnings[1]
     assert warnings[-1] == "column 'x' holds one value ('3') in every training row; it tells the model nothing"

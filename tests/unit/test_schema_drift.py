@@ -6,7 +6,11 @@ from keel.pipeline.components.schema_drift import drift
 from keel.pipeline.config import GateConfig
 
 CONFIG = GateConfig(
-    label="species", numeric=("bill_length_mm", "body_mass_g"), categorical=("island",), task="classification"
+    label="species",
+    numeric=("bill_length_mm", "body_mass_g"),
+    categorical=("island",),
+    task="classification",
+    new_columns="warn",
 )
 
 

@@ -60,6 +60,11 @@ class DataSection(_Section):
         description="a schema.pbtxt to validate against (ImportSchemaGen); otherwise SchemaGen infers one",
     )
     eval_percent: int = Field(default=20, ge=1, le=50, description="share of rows hashed into the eval split")
+    new_columns: Literal["warn", "error"] = Field(
+        default="warn",
+        description="a column this span has and the blessed model's training data did not: warn "
+        "(the model reads only the spec's features, so the run goes on) or error (DataGate stops the run)",
+    )
     task: Literal["auto", "classification", "regression"] = Field(
         default="auto",
         description="auto: a text label is classification, a numeric label regression (the run says which "

@@ -35,6 +35,7 @@ class GateConfig:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     task: str
+    new_columns: str  # "warn" or "error": a column the blessed model was not trained on
     workdir: str | None = None  # a local run's workdir: its ML Metadata names the blessed model's schema
 
 
@@ -105,7 +106,12 @@ def model_code(spec: Spec, module: str) -> ModelCode:
 def gate_config(spec: Spec, workdir: str | None = None) -> GateConfig:
     """DataGate's config from the spec, and the workdir of a local run (for the blessed model's schema)."""
     return GateConfig(
-        spec.data.label, tuple(spec.features.numeric), tuple(spec.features.categorical), spec.task.task, workdir
+        spec.data.label,
+        tuple(spec.features.numeric),
+        tuple(spec.features.categorical),
+        spec.task.task,
+        spec.data.new_columns,
+        workdir,
     )
 
 

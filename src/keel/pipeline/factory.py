@@ -21,12 +21,15 @@ from typing import Any
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.components import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
 
 from keel.core.fingerprint import path_sha256
 from keel.core.spec import Spec
 from keel.core.tasks import POSITIVE_CLASS_INDEX
 from keel.data.features import LABEL_WEIGHT
 from keel.data.sources import DataSource
+from keel.executors import example_gen
 from keel.executors.signatures import OUTPUT_PREDICTIONS, OUTPUT_PROBABILITIES
 from keel.pipeline import config, nodes
 from keel.pipeline.components.baseline import CANDIDATE, LatestBlessedBeforeCandidate
@@ -62,7 +65,7 @@ class Placement:
     workdir: str | None = None  # a local run's workdir, whose ML Metadata executors may read
 
 
-def _example_gen(spec: Spec, source: DataSource):
+def _example_gen(spec: Spec, source: DataSource, workdir: str | None):
     eval_buckets = spec.data.eval_percent
     output = tfx.proto.Output(
         split_config=tfx.proto.SplitConfig(
@@ -80,8 +83,15 @@ def _example_gen(spec: Spec, source: DataSource):
             static_range=tfx.proto.StaticRange(start_span_number=source.span, end_span_number=source.span)
         )
     node_id = nodes.EXAMPLE_GEN_CSV if source.kind == "csv" else nodes.EXAMPLE_GEN_IMPORT
+    extra = {}
+    if source.kind == "csv" and workdir:  # integers written as floats where the blessed model read floats
+        factory = FileBasedExampleGen  # CsvExampleGen with keel's executor: CsvExampleGen takes no executor
+        extra = {
+            "custom_config": example_gen.custom_config(workdir),
+            "custom_executor_spec": executor_spec.BeamExecutorSpec(example_gen.Executor),
+        }
     return factory(
-        input_base=str(source.input_base), input_config=inputs, output_config=output, range_config=span
+        input_base=str(source.input_base), input_config=inputs, output_config=output, range_config=span, **extra
     ).with_id(node_id)
 
 
@@ -159,7 +169,7 @@ def create_pipeline(spec: Spec, source: DataSource, placement: Placement) -> tfx
     """Builds the TFX pipeline for `spec` reading `source`, placed where `placement` says."""
     code = config.model_code(spec, placement.module)
 
-    example_gen = _example_gen(spec, source)
+    example_gen = _example_gen(spec, source, placement.workdir)
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(nodes.STATISTICS)
     if spec.data.schema_file:
         schema = tfx.components.ImportSchemaGen(schema_file=str(spec.resolve(spec.data.schema_file))).with_id(

@@ -10,7 +10,9 @@ and the schema, and fails with every problem in plain words when
 - the data is too thin to train on (keel.pipeline.components.degenerate: an empty split, a single
   class, a missing label, an empty feature, a type that differs between the splits), or
 - a column the model reads changed type, or is gone, since the span the blessed model was trained on
-  (keel.pipeline.components.schema_drift; a new column is a warning).
+  (keel.pipeline.components.schema_drift; a new column is a warning, or a problem with
+  `data.new_columns = "error"`). Integers where the blessed model had floats are not a problem: keel's
+  ExampleGen wrote them as floats (keel.executors.example_gen), which is said as a warning.
 Warnings (a constant feature, a regression label with gaps) are printed and the run goes on.
 Transform depends on DataGate, so nothing downstream runs on bad data.
 """
@@ -27,6 +29,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from keel.core.errors import DataError
+from keel.executors.example_gen import converted_columns
 from keel.mlmd.training_data import blessed_schema
 from keel.pipeline.components.degenerate import degenerate
 from keel.pipeline.components.schema_drift import drift
@@ -161,7 +164,12 @@ def problems(examples, statistics, schema, anomalies, config: GateConfig) -> tup
         )
         drifted, new_columns = drift(schema_proto, io_utils.SchemaReader().read(schema_file), numbers, version)
         found += drifted
-        warnings += new_columns
+        (found if config.new_columns == "error" else warnings).extend(new_columns)
+        warnings += [
+            f"column {name!r} holds integers in this span: written as floats, the type in the data the blessed "
+            f"model (version {version}) was trained on, so it evaluates and serves as before"
+            for name in converted_columns(examples)
+        ]
     found += _non_finite(stats, [n for n in config.numeric if types.get(n) != schema_pb2.BYTES])
     found += _unseen_labels(stats, label)
     for split, result in sorted(_per_split(anomalies, "SchemaDiff.pb", anomalies_pb2.Anomalies).items()):

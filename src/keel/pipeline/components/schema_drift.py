@@ -8,7 +8,7 @@ fail inside the Evaluator and at the server. `drift(schema, baseline, config, ve
 - a column the model reads (a declared feature or the label) whose type differs from the baseline's,
   or that the baseline had and this data lacks, is a problem that stops the run at DataGate;
 - a column this data has and the baseline did not is a warning: the model reads only the columns
-  the spec declares, so it is ignored.
+  the spec declares, so it is ignored (DataGate makes it a problem with `data.new_columns = "error"`).
 """
 
 from tensorflow_metadata.proto.v0 import schema_pb2
