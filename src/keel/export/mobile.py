@@ -35,6 +35,7 @@ from keel.data import pictures
 from keel.data.features import LABEL_VOCABULARY
 from keel.executors.signatures import ENCODED_SIGNATURE, OUTPUT_PREDICTIONS, OUTPUT_PROBABILITIES, RAW_SIGNATURE
 from keel.export import examples as example_rows
+from keel.export import snippets
 from keel.export.measures import measure_of
 
 MOBILE_SIGNATURE = "serving_mobile"
@@ -110,7 +111,10 @@ class MobileSignature:
 
     def to_json(self) -> dict:
         inputs = self._inputs_json()
-        usage = {"kotlin": _kotlin(self), "swift": _swift(self)}
+        usage = {
+            "kotlin": snippets.kotlin(self, MOBILE_SIGNATURE, NUMBERS_INPUT),
+            "swift": snippets.swift(self, MOBILE_SIGNATURE, NUMBERS_INPUT),
+        }
         if self.task == "regression":
             label = self.label or "the label"
             output = {
@@ -140,56 +144,6 @@ class MobileSignature:
             "label_vocabulary": self.label_vocabulary,
             "usage": usage,
         }
-
-
-def _kotlin(signature: MobileSignature) -> str:
-    """One call of the model from an Android app (LiteRT's Interpreter.runSignature)."""
-    lines = ['val interpreter = Interpreter(FileUtil.loadMappedFile(context, "model.tflite"))']
-    if signature.columns:
-        lines.append(f"val features = arrayOf(floatArrayOf(/* {', '.join(signature.columns)} */))")
-    for name in signature.text_columns:
-        lines.append(f"val {_identifier(name)} = arrayOf(/* {name}: a String */)")
-    for name, (height, width, channels) in signature.images.items():
-        lines.append(
-            f"val {_identifier(name)} = ByteBuffer.allocateDirect({height * width * channels})  "
-            f"// {height}x{width}x{channels} uint8 pixels, row by row"
-        )
-    names = signature.input_names
-    lines.append(f"val output = Array(1) {{ FloatArray({max(len(signature.label_vocabulary), 1)}) }}")
-    lines.append(
-        f"interpreter.runSignature(mapOf({', '.join(f'{chr(34)}{n}{chr(34)} to {_identifier(n)}' for n in names)}), "
-        f'mapOf("{signature.output}" to output), "{MOBILE_SIGNATURE}")'
-    )
-    return "\n".join(lines)
-
-
-def _swift(signature: MobileSignature) -> str:
-    """One call of the model from an iOS app (TensorFlowLiteSwift's SignatureRunner); text goes in as
-    a LiteRT string tensor (docs/export.md has `stringTensor`)."""
-    lines = [
-        "let interpreter = try Interpreter(modelPath: modelPath)",
-        f'let runner = try interpreter.signatureRunner(with: "{MOBILE_SIGNATURE}")',
-        "try runner.allocateTensors()",
-    ]
-    if signature.columns:
-        lines.append(
-            f"var features: [Float32] = [/* {', '.join(signature.columns)} */]\n"
-            f'try runner.copy(Data(bytes: &features, count: features.count * 4), toInputNamed: "{NUMBERS_INPUT}")'
-        )
-    for name in signature.text_columns:
-        lines.append(f'try runner.copy(stringTensor([{_identifier(name)}]), toInputNamed: "{name}")')
-    for name, (height, width, channels) in signature.images.items():
-        lines.append(
-            f"try runner.copy(Data({_identifier(name)}Pixels /* {height * width * channels} UInt8, row by row */), "
-            f'toInputNamed: "{name}")'
-        )
-    lines.append("try runner.invoke()")
-    lines.append(f'let output = try runner.output(named: "{signature.output}")')
-    return "\n".join(lines)
-
-
-def _identifier(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name)
 
 
 def _label_vocabulary(saved_model_dir: Path) -> list[str]:
