@@ -135,6 +135,3 @@ def converted_columns(examples_artifact) -> list[str]:
     if not examples_artifact.has_custom_property(AS_FLOATS_PROPERTY):
         return []
     return [c for c in examples_artifact.get_string_custom_property(AS_FLOATS_PROPERTY).split(",") if c]
-
-
-__all__ = ["AS_FLOATS_PROPERTY", "Executor", "converted_columns", "custom_config", "float_columns"]

@@ -79,7 +79,7 @@ def decode_pictures(x, shape):
 
     content = tf.reshape(_dense(x, ""), [-1])
     resized = tf.map_fn(decode, content, fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32))
-    return resized / 255.0
+    return scale_pixels(resized)
 
 
 def encode_label(x):
