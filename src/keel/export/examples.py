@@ -53,6 +53,16 @@ def text_matrix(records: list[bytes], columns: list[str]) -> np.ndarray:
     return matrix
 
 
+def rows_of(inputs: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
+    """Rows start..stop of every input of a mobile model (each array has one row per example)."""
+    return {name: values[start:stop] for name, values in inputs.items()}
+
+
+def row_count(inputs: dict[str, np.ndarray]) -> int:
+    """How many examples the inputs hold."""
+    return len(next(iter(inputs.values())))
+
+
 def label_indices(records: list[bytes], label: str, vocabulary: list[str]) -> np.ndarray:
     """Each record's label as its class index in `vocabulary` (-1 when absent or unseen in training)."""
     index = {v: i for i, v in enumerate(vocabulary)}

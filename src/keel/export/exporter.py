@@ -141,7 +141,7 @@ def export_lite(
     labels = measure.labels(records, label, signature)
     training_records = example_rows.read_split(examples_uri, "train", limit=policy.representative_rows)
     representative = mobile_inputs(signature, training_records)
-    reference, reference_outputs = savedmodel_reference(loaded, records, rows, labels, signature, policy.latency_calls)
+    reference, reference_outputs = savedmodel_reference(loaded, records, labels, signature, policy.latency_calls)
     if signature.task == "regression":
         policy = dataclasses.replace(
             policy, max_abs_diff=resolved_bound(policy.max_abs_diff, np.asarray(labels, float))

@@ -8,11 +8,12 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from keel.core.errors import ExportError
+from keel.export.examples import row_count, rows_of
 from keel.export.measures import REFERENCE, accuracy, measure_of
 from keel.export.mobile import MOBILE_SIGNATURE, RAW_SIGNATURE, raw_tensors
 from keel.export.ops import model_ops, refuse_flex
 
-__all__ = ["LiteRunner", "Measurement", "accuracy", "measure_variant", "rows_of", "savedmodel_reference"]
+__all__ = ["LiteRunner", "Measurement", "accuracy", "measure_variant", "savedmodel_reference"]
 
 
 @dataclasses.dataclass
@@ -55,15 +56,6 @@ def _latency_us(call, examples: list, repeats: int) -> tuple[float, float]:
     return float(np.median(times)), float(np.percentile(times, 99))
 
 
-def rows_of(inputs: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
-    """Rows start..stop of every mobile input."""
-    return {name: values[start:stop] for name, values in inputs.items()}
-
-
-def row_count(inputs: dict[str, np.ndarray]) -> int:
-    return len(next(iter(inputs.values())))
-
-
 def _one_row_each(inputs: dict[str, np.ndarray], repeats: int) -> list[dict[str, np.ndarray]]:
     return [rows_of(inputs, i, i + 1) for i in range(min(repeats, row_count(inputs)))]
 
@@ -81,7 +73,7 @@ class LiteRunner:
 
 
 def savedmodel_reference(
-    loaded, records: list[bytes], inputs: dict[str, np.ndarray], labels: np.ndarray, signature, repeats: int
+    loaded, records: list[bytes], labels: np.ndarray, signature, repeats: int
 ) -> tuple[Measurement, np.ndarray]:
     """The SavedModel's own figures: `serving_default` on the eval tf.Examples (what TF Serving
     returns) for the metric, and `serving_raw` on one example at a time for latency. Returns them

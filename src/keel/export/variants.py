@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keel.core.errors import ExportError
 from keel.core.spec import LITE_VARIANTS as VARIANTS
+from keel.export.examples import row_count, rows_of
 from keel.export.mobile import MOBILE_SIGNATURE
 
 
@@ -43,9 +44,8 @@ def convert(mobile_dir: Path, variant: str, representative_inputs: dict[str, np.
         raise ExportError(f"export.lite.variants: {variant!r} is not a variant; expected one of: {', '.join(VARIANTS)}")
 
     def representative():
-        rows = len(next(iter(representative_inputs.values())))
-        for i in range(rows):
-            yield {name: values[i : i + 1] for name, values in representative_inputs.items()}
+        for i in range(row_count(representative_inputs)):
+            yield rows_of(representative_inputs, i, i + 1)
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(mobile_dir), signature_keys=[MOBILE_SIGNATURE])
     _configure(converter, variant, representative)
