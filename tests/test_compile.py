@@ -127,3 +127,30 @@ def test_a_jax_trainer_on_a_tpu_without_a_jax_image_is_a_one_line_error(tmp_path
         "an image with jax[tpu] of the lock's JAX version (see docs/cloud.md)"
     )
     assert not (tmp_path / "p.json").exists()
+
+
+def _trainer_config(ir: dict) -> dict:
+    parameters = ir["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+    return json.loads(parameters["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+
+
+def test_several_workers_are_a_vertex_worker_pool_beside_the_chief(tmp_path):
+    cloud = {**CLOUD, "cloud": {**CLOUD["cloud"], "trainer": {"machine_type": "n1-standard-8"}}, "train.workers": 4}
+    output = compile_pipeline(taxi_spec(tmp_path, cloud=cloud), "vertex", tmp_path / "pipeline.json")
+    config = _trainer_config(json.loads(output.read_text())["pipelineSpec"])
+    chief, workers = config["ai_platform_training_args"]["worker_pool_specs"]
+    assert chief["replica_count"] == 1 and workers["replica_count"] == 3
+    for pool in (chief, workers):
+        assert pool["machine_spec"] == {"machine_type": "n1-standard-8"}
+        assert pool["container_spec"]["image_uri"] == CLOUD["cloud"]["image"]
+    assert config["workers"] == 4  # every replica's run_fn reads it; TF_CONFIG comes from Vertex AI
+
+
+def test_several_workers_on_kubeflow_are_a_one_line_error(tmp_path):
+    with pytest.raises(SpecError) as caught:
+        compile_pipeline(taxi_spec(tmp_path, cloud={**CLOUD, "train.workers": 2}), "kubeflow", tmp_path / "k.json")
+    assert str(caught.value) == (
+        "taxi.toml: train.workers = 2: Kubeflow's Trainer runs in one pod; several training processes need "
+        "--target vertex (a Vertex AI worker pool) or a local run"
+    )
+    assert not (tmp_path / "k.json").exists()

@@ -7,8 +7,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from keel.serving.versions import chosen_version, versions
 
 from checks import node_states_of_all_runs, nothing_half_written, one_line_error
 from helpers import TABULAR, keel, node_states, penguin_data, penguin_spec, write_spec
+from processes import Run
 from serving_helpers import FEATURES, Server, eval_examples, instance, logged_requests, serving_copy
 
 BALLAST_MB = 256
@@ -50,37 +49,6 @@ def build_model(hparams, features):
     model = tabular.build_model(hparams, features)
     return keras.Model(model.inputs, Ballast()(model.outputs[0]))
 '''
-
-
-class Run:
-    """`keel run` in a subprocess whose progress lines are read as they come."""
-
-    def __init__(self, spec: Path, workdir: Path):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "keel.cli", "run", str(spec), "--workdir", str(workdir)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-
-    def wait_for(self, *words: str, timeout: float = 600) -> None:
-        """Reads progress until a line holds every word (the component has started)."""
-        deadline = time.monotonic() + timeout
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if all(w in line for w in words):
-                return
-            assert time.monotonic() < deadline, "".join(self.lines)
-        raise AssertionError(f"keel run ended before {words}: {''.join(self.lines)}{self.process.stderr.read()}")
-
-    def kill(self) -> int:
-        self.process.send_signal(signal.SIGKILL)
-        return self.process.wait(60)
-
-    def finish(self) -> subprocess.CompletedProcess:
-        out, err = self.process.communicate(timeout=900)
-        return subprocess.CompletedProcess(self.process.args, self.process.returncode, "".join(self.lines) + out, err)
 
 
 class Interrupted:

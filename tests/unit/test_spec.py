@@ -30,7 +30,7 @@ def test_unknown_key_names_the_path_and_suggests_the_right_one(tmp_path):
     message = error_of(tmp_path, penguin_data(), {"train.steps": None, "train.stpes": 200})
     assert message == (
         "bad.toml: train.stpes: unknown key in [train] (did you mean 'steps'?); "
-        "expected one of: steps, eval_steps, batch_size, seed, backend, jit_compile, jit_probe_budget, accelerator, tpu, "
+        "expected one of: steps, eval_steps, batch_size, seed, backend, jit_compile, jit_probe_budget, accelerator, tpu, workers, "
         "precision, label_scaling"
     )
 
@@ -181,7 +181,7 @@ def test_set_overrides_the_file_and_its_errors_name_set(tmp_path):
     assert str(caught.value).splitlines() == [
         "--set: train.batch_size: got 'many'; input should be a valid integer, unable to parse string as an integer",
         "--set: train.stpes: unknown key in [train] (did you mean 'steps'?); expected one of: steps, eval_steps, "
-        "batch_size, seed, backend, jit_compile, jit_probe_budget, accelerator, tpu, precision, label_scaling",
+        "batch_size, seed, backend, jit_compile, jit_probe_budget, accelerator, tpu, workers, precision, label_scaling",
     ]
     with pytest.raises(SpecError) as caught:
         load_spec(path, overrides={"train.steps.max": 3})

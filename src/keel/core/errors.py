@@ -39,6 +39,10 @@ def find_keel_error(exc: BaseException) -> KeelError | None:
     return None
 
 
+class TrainingError(KeelError):
+    """Training across processes stopped: one of them failed or was killed."""
+
+
 class AcceleratorError(KeelError):
     """The spec asks for an accelerator (TPU, GPU) this machine cannot provide."""
 

@@ -156,6 +156,13 @@ class TrainSection(_Section):
         min_length=1,
         description="with a TPU: 'local' (a TPU VM), a Cloud TPU name, or grpc://HOST:PORT",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="training processes (TensorFlow's MultiWorkerMirroredStrategy, synchronous): a local run "
+        "starts them on 127.0.0.1, a Vertex AI run gets a worker pool of workers - 1 machines beside the chief",
+    )
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = Field(
         default="auto", description="auto: mixed_bfloat16 on TPU, mixed_float16 on GPUs with tensor cores, else float32"
     )

@@ -12,8 +12,14 @@ model predict in the label's units while the user's last layer sees unit-scale t
 
 The model is built and compiled under the strategy and dtype policy `keel.executors.training` resolves from
 `[train]`, with XLA on or off as `keel.executors.training.jit` decides; the decision is saved with the model.
+
+Under TF_CONFIG (a Vertex AI worker pool, or the processes `[train] workers` starts on 127.0.0.1) every
+process runs this function and trains in step with the others (MultiWorkerMirroredStrategy); every one
+exports, since a variable read may need them all, but only the chief writes where TFX looks, and no
+process returns before the chief's model is written.
 """
 
+import contextlib
 import dataclasses
 import json
 import tempfile
@@ -31,7 +37,8 @@ from keel.core.tasks import METRICS, POSITIVE_CLASS_INDEX, metric_problem
 from keel.data.features import LABEL_VOCABULARY, LABEL_WEIGHT, FeatureSet, dtype_kind, split_features
 from keel.executors import warm_start
 from keel.executors.signatures import save_serving_model
-from keel.executors.training import probe_cache, tensorboard
+from keel.executors.training import keras_multi_worker, probe_cache, tensorboard
+from keel.executors.training.cluster import is_chief
 from keel.executors.training.jax_backend import check_agreement, resolve_backend, train_on_jax
 from keel.executors.training.jit import choose_jit
 from keel.executors.training.precision import dtype_policy, resolve_precision
@@ -242,8 +249,13 @@ def run_fn(fn_args) -> None:
             f"    Trainer: label {features.label!r} z-scored (mean {moments[0]:.6g}, std {moments[1]:.6g})", flush=True
         )
     train_with = _train_on_jax if backend == "jax" else _train_on_tensorflow
-    model, trained, record = train_with(fn_args, config, features, moments, tf_transform_output)
+    model, trained, record, strategy = train_with(fn_args, config, features, moments, tf_transform_output)
 
+    if not is_chief():  # a worker: export beside the chief, into a directory nobody reads
+        with tempfile.TemporaryDirectory(prefix="keel-worker-export-") as scratch:
+            save_serving_model(model, tf_transform_output, features, scratch, not config.user_preprocessing)
+        keras_multi_worker.wait_for_every_worker(strategy)
+        return
     save_serving_model(
         model, tf_transform_output, features, fn_args.serving_model_dir, default_transform=not config.user_preprocessing
     )
@@ -262,6 +274,8 @@ def run_fn(fn_args) -> None:
     write_training_record(fn_args.serving_model_dir, record)
     Path(fn_args.model_run_dir).mkdir(parents=True, exist_ok=True)
     (Path(fn_args.model_run_dir) / "training.json").write_text(json.dumps(report, indent=2))
+    if strategy is not None:
+        keras_multi_worker.wait_for_every_worker(strategy)
 
 
 def _warm_start(model: keras.Model, fn_args) -> dict | None:
@@ -274,7 +288,8 @@ def _warm_start(model: keras.Model, fn_args) -> dict | None:
 
 
 def _train_on_tensorflow(fn_args, config: TrainerConfig, features: FeatureSet, moments, tf_transform_output):
-    """Fits the model on Keras' TensorFlow backend; returns it and what training.json records."""
+    """Fits the model on Keras' TensorFlow backend; returns it, what training.json records, and the
+    strategy when several processes train together (None otherwise)."""
     placement = resolve_strategy(config.accelerator, config.tpu)
     precision = resolve_precision(config.precision, placement.device)
     batch_size = config.batch_size * placement.replicas  # the global batch: per-replica batch x replicas
@@ -292,6 +307,7 @@ def _train_on_tensorflow(fn_args, config: TrainerConfig, features: FeatureSet, m
         on_tpu=placement.device == "tpu",
         budget=config.jit_probe_budget,
         cache=_probe_cache(fn_args.custom_config, config, features, placement, precision, batch_size, moments),
+        workers=placement.workers,
     )
     record = training_record(placement, precision, jit, batch_size)
     print(f"    Trainer: {describe_record(record)}", flush=True)
@@ -302,19 +318,32 @@ def _train_on_tensorflow(fn_args, config: TrainerConfig, features: FeatureSet, m
         model = build_user_model(config, features)
         borrowed = _warm_start(model, fn_args)
         model = compile_model(scaled(model, moments), config, jit.jit_compile)
+    multi_worker = placement.workers > 1
+    if multi_worker:
+        keras_multi_worker.prepare(model)
     train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
-    logged = tensorboard.callbacks(fn_args.model_run_dir, fn_args.train_steps)  # `tensorboard --logdir`
-    history = model.fit(
-        train,
-        epochs=1,
-        steps_per_epoch=fn_args.train_steps,
-        verbose=0,
-        callbacks=[Progress(fn_args.train_steps), *logged],
-    )
-    validation = model.evaluate(evaluation, steps=fn_args.eval_steps, verbose=0, return_dict=True)
+    if multi_worker:
+        train = keras_multi_worker.shard_for_workers(train, fn_args.train_files, placement.workers)
+        evaluation = keras_multi_worker.shard_for_workers(evaluation, fn_args.eval_files, placement.workers)
+    chief = is_chief()
+    logged = (
+        tensorboard.callbacks(fn_args.model_run_dir, fn_args.train_steps) if chief else []
+    )  # `tensorboard --logdir`
+    with placement.strategy.scope() if multi_worker else contextlib.nullcontext():
+        history = model.fit(
+            train,
+            epochs=1,
+            steps_per_epoch=fn_args.train_steps,
+            verbose=0,
+            callbacks=[Progress(fn_args.train_steps), *logged],
+        )
+        validation = model.evaluate(evaluation, steps=fn_args.eval_steps, verbose=0, return_dict=True)
+    if multi_worker:  # each worker validated its own shard
+        validation = keras_multi_worker.mean_over_workers(placement.strategy, validation)
     print("    Trainer: validation " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()), flush=True)
-    tensorboard.write_validation(fn_args.model_run_dir, fn_args.train_steps, validation)
+    if chief:
+        tensorboard.write_validation(fn_args.model_run_dir, fn_args.train_steps, validation)
     return (
         model,
         {
@@ -323,6 +352,7 @@ def _train_on_tensorflow(fn_args, config: TrainerConfig, features: FeatureSet, m
             "warm_start": borrowed,
         },
         record,
+        placement.strategy if multi_worker else None,
     )
 
 
@@ -369,4 +399,5 @@ def _train_on_jax(fn_args, config: TrainerConfig, features: FeatureSet, moments,
             "warm_start": borrowed,
         },
         record,
+        None,
     )

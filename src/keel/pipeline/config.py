@@ -77,6 +77,7 @@ class TrainerConfig:
     label_scaling: str
     metric: str
     backend: str
+    workers: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +160,7 @@ def trainer_config(spec: Spec, code: ModelCode) -> TrainerConfig:
         label_scaling=train.label_scaling,
         metric=spec.metric.name,
         backend=train.backend,
+        workers=train.workers,
     )
 
 

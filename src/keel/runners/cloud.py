@@ -11,6 +11,7 @@ from pathlib import Path
 
 from keel.core.errors import SpecError
 from keel.core.spec import Spec
+from keel.executors.training.cluster import check_workers
 
 TARGETS = ("vertex", "kubeflow")
 
@@ -33,12 +34,11 @@ def _vertex_trainer(spec: Spec):
         machine["accelerator_count"] = trainer.accelerator_count or 1
     if trainer.tpu_topology:
         machine["tpu_topology"] = trainer.tpu_topology
-    training_args = {
-        "project": spec.cloud.project,
-        "worker_pool_specs": [
-            {"machine_spec": machine, "replica_count": 1, "container_spec": {"image_uri": trainer_image(spec)}}
-        ],
-    }
+    pool = {"machine_spec": machine, "container_spec": {"image_uri": trainer_image(spec)}}
+    pools = [{**pool, "replica_count": 1}]  # pool 0: the chief
+    if spec.train.workers > 1:  # pool 1: the other workers; Vertex gives every replica its TF_CONFIG
+        pools.append({**pool, "replica_count": spec.train.workers - 1})
+    training_args = {"project": spec.cloud.project, "worker_pool_specs": pools}
     return tfx.extensions.google_cloud_ai_platform.Trainer, {
         constants.ENABLE_VERTEX_KEY: True,
         constants.VERTEX_REGION_KEY: spec.cloud.region,
@@ -76,6 +76,15 @@ def check_cloud_spec(spec: Spec, target: str) -> None:
             "(see the README's Vertex AI section)"
         )
     problems = [f"{name}: cloud.{key}: required to compile for {target}" for key in missing]
+    try:
+        check_workers(spec.train.workers, spec.train.backend, spec.train.accelerator)
+    except SpecError as e:
+        problems.append(f"{name}: {e}")
+    if target == "kubeflow" and spec.train.workers > 1:
+        problems.append(
+            f"{name}: train.workers = {spec.train.workers}: Kubeflow's Trainer runs in one pod; "
+            "several training processes need --target vertex (a Vertex AI worker pool) or a local run"
+        )
     trainer = spec.cloud.trainer
     if trainer.accelerator_count and not trainer.accelerator_type:
         problems.append(f"{name}: cloud.trainer.accelerator_count: set, but cloud.trainer.accelerator_type is not")

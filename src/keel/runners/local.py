@@ -29,6 +29,7 @@ def local_placement(spec: Spec, workdir: Path, beam_args: list[str] | None = Non
     """
     from tfx import v1 as tfx
 
+    from keel.executors.training import workers
     from keel.executors.training.probe_cache import CUSTOM_CONFIG_KEY
     from keel.mlmd.store import store_path
     from keel.pipeline.factory import Placement
@@ -42,6 +43,7 @@ def local_placement(spec: Spec, workdir: Path, beam_args: list[str] | None = Non
         module=str(spec.resolve(spec.model.module)),
         beam_args=tuple(beam_pipeline_args(spec) if beam_args is None else beam_args),
         trainer_extra={CUSTOM_CONFIG_KEY: str(workdir / "cache" / "xla_probe")},
+        trainer=workers.Trainer if spec.train.workers > 1 else tfx.components.Trainer,
         workdir=str(workdir),
     )
 
@@ -93,9 +95,11 @@ class _Executed:
 
 def _preflight(spec: Spec) -> None:
     """Fails before the pipeline starts, not at its Trainer: a missing accelerator, an unimportable module."""
+    from keel.executors.training.cluster import check_workers
     from keel.executors.training.strategy import check_accelerator
 
     check_accelerator(spec.train.accelerator, spec.train.tpu)
+    check_workers(spec.train.workers, spec.train.backend, spec.train.accelerator)
     module_path = spec.resolve(spec.model.module)
     require_function(load_module(module_path), "build_model", module_path)
 

@@ -231,18 +231,23 @@ def choose_jit(
     on_tpu: bool = False,
     cache: ProbeCache | None = None,
     budget: float | None = PROBE_BUDGET,
+    workers: int = 1,
 ) -> JitChoice:
     """Decides `jit_compile` for training.
 
     `compiled_model(jit)` returns a freshly built model compiled with `jit_compile=jit`; `dataset()`
     returns the training input. Both are called only for "auto" off TPUs, and not at all when
     `cache` holds this model's measurement. `budget` caps what timing XLA may cost, as a share of the
-    predicted training time (None: no cap).
+    predicted training time (None: no cap). With several `workers` "auto" keeps graph mode untimed:
+    each worker would time on its own machine and could choose otherwise than the rest.
     """
     if on_tpu:
         return JitChoice(True, setting, "TPU: XLA is the only way a TPU runs", planned_steps)
     if setting != "auto":
         return JitChoice(bool(setting), setting, "set in the spec", planned_steps)
+    if workers > 1:
+        reason = f"not timed with {workers} workers, which must all compile alike; jit_compile = true turns XLA on"
+        return JitChoice(False, setting, reason, planned_steps)
     found = cache.load() if cache else None
     if found and found["xla"] is None and "probe_cost_s" in found:  # graph mode only, for fewer steps than now?
         if not over_budget(ModeTiming(**found["graph"]), found["probe_cost_s"], planned_steps, budget):

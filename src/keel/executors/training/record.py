@@ -50,9 +50,10 @@ def describe_record(record: dict) -> str:
         return _describe_jax(record)
     where = record["placement"]
     jit = record["jit"]
+    processes = f" in {where['workers']} processes" if where.get("workers", 1) > 1 else ""
     line = (
         f"{where['strategy']} on {where['replicas']} {where['device'].upper()} replica"
-        f"{'s' if where['replicas'] != 1 else ''}, {record['precision']}, "
+        f"{'s' if where['replicas'] != 1 else ''}{processes}, {record['precision']}, "
         f"global batch {record['global_batch_size']}; XLA {'on' if jit['jit_compile'] else 'off'} "
         f"(jit_compile = {json.dumps(jit['setting'])}: {jit['reason']})"
     )

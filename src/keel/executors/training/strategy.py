@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import tensorflow as tf
 
 from keel.core.errors import AcceleratorError
+from keel.executors.training.cluster import cluster_size
 
 ACCELERATORS = ("auto", "cpu", "gpu", "tpu")
 CONNECT_TIMEOUT_S = 10.0
@@ -43,6 +44,7 @@ class Placement:
     device: str  # "tpu" | "gpu" | "cpu"
     replicas: int
     note: str = ""  # why this placement, when it is not the obvious one
+    workers: int = 1  # processes training together (MultiWorkerMirroredStrategy: TF_CONFIG's cluster)
 
     @property
     def strategy_name(self) -> str:
@@ -54,6 +56,7 @@ class Placement:
             "strategy": self.strategy_name,
             "device": self.device,
             "replicas": self.replicas,
+            **({"workers": self.workers} if self.workers > 1 else {}),
             **({"note": self.note} if self.note else {}),
         }
 
@@ -141,7 +144,7 @@ def resolve_strategy(accelerator: str = "auto", tpu: str = "local") -> Placement
     if os.environ.get("TF_CONFIG"):
         strategy = _multi_worker()
         device = "gpu" if accelerator != "cpu" and tf.config.list_logical_devices("GPU") else "cpu"
-        return Placement(strategy, device, strategy.num_replicas_in_sync, note)
+        return Placement(strategy, device, strategy.num_replicas_in_sync, note, cluster_size())
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if accelerator == "gpu" and not gpus:
         raise AcceleratorError(NO_GPU)
