@@ -84,7 +84,7 @@ class _Process:
         return errors.TrainingError(
             f"train.workers = {workers}: training process {self.role} (pid {self.popen.pid}) {how_it_ended(code, last)} "
             "while training; every step needs every process, so the others were stopped and no model was "
-            "written; run again to train anew"
+            "published; run again to train anew"
         )
 
 
