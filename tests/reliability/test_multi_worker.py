@@ -32,9 +32,14 @@ def _pids(run: Run) -> dict[str, int]:
 
 
 def _gone(pid: int, timeout: float = 30) -> bool:
+    """Whether process `pid` ends (or is a zombie, ended but not yet reaped) within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
             return True
         time.sleep(0.2)
     return False
