@@ -318,18 +318,16 @@ def _train_on_tensorflow(fn_args, config: TrainerConfig, features: FeatureSet, m
         model = build_user_model(config, features)
         borrowed = _warm_start(model, fn_args)
         model = compile_model(scaled(model, moments), config, jit.jit_compile)
+    train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
+    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
     multi_worker = placement.workers > 1
     if multi_worker:
         keras_multi_worker.prepare(model)
-    train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
-    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, features, batch_size)
-    if multi_worker:
         train = keras_multi_worker.shard_for_workers(train, fn_args.train_files, placement.workers)
         evaluation = keras_multi_worker.shard_for_workers(evaluation, fn_args.eval_files, placement.workers)
     chief = is_chief()
-    logged = (
-        tensorboard.callbacks(fn_args.model_run_dir, fn_args.train_steps) if chief else []
-    )  # `tensorboard --logdir`
+    # `tensorboard --logdir` reads the chief's logs only
+    logged = tensorboard.callbacks(fn_args.model_run_dir, fn_args.train_steps) if chief else []
     with placement.strategy.scope() if multi_worker else contextlib.nullcontext():
         history = model.fit(
             train,
