@@ -52,11 +52,16 @@ def local_tf_configs(ports: list[int]) -> list[dict]:
     return configs
 
 
+def _parsed(tf_config: str | None) -> dict:
+    """`tf_config` (default: the TF_CONFIG variable) as data; {} where it is unset or blank."""
+    text = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
+    return json.loads(text) if text.strip() else {}
+
+
 def is_chief(tf_config: str | None = None) -> bool:
     """Whether this process writes the model: no cluster, the `chief` (or legacy `master`), or worker 0
     of a cluster without a chief (MultiWorkerMirroredStrategy's rule)."""
-    text = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
-    config = json.loads(text) if text.strip() else {}
+    config = _parsed(tf_config)
     cluster, task = config.get("cluster") or {}, config.get("task") or {}
     if not cluster:
         return True
@@ -68,8 +73,7 @@ def is_chief(tf_config: str | None = None) -> bool:
 
 def cluster_size(tf_config: str | None = None) -> int:
     """How many processes train together: the cluster's chief and workers (1 without a cluster)."""
-    text = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
-    cluster = (json.loads(text) if text.strip() else {}).get("cluster") or {}
+    cluster = _parsed(tf_config).get("cluster") or {}
     return max(1, sum(len(cluster.get(kind) or ()) for kind in ("chief", "master", "worker")))
 
 
